@@ -1,0 +1,93 @@
+"""The ``cfs-csi`` command: every component of the driver is a sub-command of one program."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from cfs_csi import __version__
+from cfs_csi.cloud.factory import BACKENDS, make_backend
+from cfs_csi.driver.node import NodeTimeouts
+from cfs_csi.driver.server import NodeConfig, build_server, serve
+from cfs_csi.mount.mounter import BindMounter, Mounter, NfsMounter
+from cfs_csi.volume.exports import ExportRoot
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="serve the CSI gRPC API on a unix socket")
+    p.add_argument("--endpoint", default="unix:///csi/csi.sock", help="unix:///path/to/csi.sock")
+    p.add_argument("--node-id", default=socket.gethostname(), help="this node's name (default: host name)")
+    p.add_argument("--component", choices=("controller", "node", "all"), default="all")
+    p.add_argument("--backend", choices=BACKENDS, default="local")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/cfs-csi"),
+        help="local backend file systems (<dir>/local) and node publications (<dir>/node)",
+    )
+    p.add_argument("--local-host", default="127.0.0.1", help="mount-target address the local backend reports")
+    p.add_argument(
+        "--mounter",
+        choices=("nfs", "bind"),
+        default=None,
+        help="how the node mounts: real NFS, or bind mounts of local export directories "
+        "(default: bind with --backend local, nfs otherwise)",
+    )
+    p.add_argument(
+        "--export-root",
+        type=Path,
+        default=None,
+        help="export directories for --mounter bind (default: <state-dir>/local/exports)",
+    )
+    p.add_argument("--mount-timeout", type=float, default=NodeTimeouts.mount)
+    p.add_argument("--unmount-timeout", type=float, default=NodeTimeouts.unmount)
+    p.add_argument("--stats-timeout", type=float, default=NodeTimeouts.stats)
+    p.add_argument("--grace", type=float, default=30.0, help="seconds to drain in-flight calls on SIGTERM")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    storage = None
+    if args.component in ("controller", "all"):
+        storage = make_backend(args.backend, args.state_dir / "local", args.local_host)
+    node = None
+    if args.component in ("node", "all"):
+        timeouts = NodeTimeouts(mount=args.mount_timeout, unmount=args.unmount_timeout, stats=args.stats_timeout)
+        kind = args.mounter or ("bind" if args.backend == "local" else "nfs")
+        mounter: Mounter
+        if kind == "bind":
+            root = args.export_root or args.state_dir / "local" / "exports"
+            mounter = BindMounter(ExportRoot(root), timeouts.mount)
+        else:
+            mounter = NfsMounter(timeouts.mount)
+        node = NodeConfig(node_id=args.node_id, mounter=mounter, state_dir=args.state_dir / "node", timeouts=timeouts)
+
+    async def main() -> None:
+        await serve(build_server(storage, node), args.endpoint, grace=args.grace)
+
+    asyncio.run(main())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cfs-csi", description="CSI driver for Tencent Cloud CFS")
+    parser.add_argument("--version", action="version", version=f"cfs-csi {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    from cfs_csi.client import add_client_parser
+
+    add_client_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.run(args)
+    except (ValueError, RuntimeError, OSError) as exc:
+        # Start-up problems an admin must fix (bad endpoint, socket in use): one line, no traceback.
+        print(f"cfs-csi: error: {exc}", file=sys.stderr)
+        return 2
+    return result

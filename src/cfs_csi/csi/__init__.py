@@ -1,0 +1,1 @@
+"""Generated CSI v1 protocol stubs; regenerate with scripts/gen_proto.py."""

@@ -1,0 +1,48 @@
+"""CSI Identity: who we are, what we serve, and whether we are ready."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from google.protobuf import wrappers_pb2
+
+from cfs_csi import DRIVER_NAME, __version__
+from cfs_csi.cloud.errors import CloudError
+from cfs_csi.csi import csi_pb2, csi_pb2_grpc
+from cfs_csi.mount.errors import MountError
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+class IdentityServicer(csi_pb2_grpc.IdentityServicer):  # type: ignore[misc]
+    def __init__(self, serves_controller: bool, checks: Sequence[ReadinessCheck]) -> None:
+        self._serves_controller = serves_controller
+        self._checks = list(checks)
+
+    async def GetPluginInfo(
+        self, request: csi_pb2.GetPluginInfoRequest, context: grpc.aio.ServicerContext
+    ) -> csi_pb2.GetPluginInfoResponse:
+        return csi_pb2.GetPluginInfoResponse(name=DRIVER_NAME, vendor_version=__version__)
+
+    async def GetPluginCapabilities(
+        self, request: csi_pb2.GetPluginCapabilitiesRequest, context: grpc.aio.ServicerContext
+    ) -> csi_pb2.GetPluginCapabilitiesResponse:
+        capabilities = []
+        if self._serves_controller:
+            service = csi_pb2.PluginCapability.Service(type=csi_pb2.PluginCapability.Service.CONTROLLER_SERVICE)
+            capabilities.append(csi_pb2.PluginCapability(service=service))
+        return csi_pb2.GetPluginCapabilitiesResponse(capabilities=capabilities)
+
+    async def Probe(self, request: csi_pb2.ProbeRequest, context: grpc.aio.ServicerContext) -> csi_pb2.ProbeResponse:
+        """Ready only when every dependency answers; a failing one is logged, not raised (CSI says so)."""
+        for check in self._checks:
+            try:
+                await check()
+            except (CloudError, MountError) as exc:
+                log.warning("not ready: %s", exc)
+                return csi_pb2.ProbeResponse(ready=wrappers_pb2.BoolValue(value=False))
+        return csi_pb2.ProbeResponse(ready=wrappers_pb2.BoolValue(value=True))

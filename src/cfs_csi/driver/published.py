@@ -1,0 +1,47 @@
+"""What this node has published where, kept on disk so that it survives a plugin restart.
+
+NodeGetVolumeStats must answer NOT_FOUND for a path that does not hold the named volume, and the mount
+table alone cannot tell volume ids apart (a dedicated volume's id is not in its NFS source). One small JSON
+file per target path answers that question without touching the mount.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Publication:
+    volume_id: str
+    target_path: str
+    source: str
+
+
+class PublishedVolumes:
+    def __init__(self, state_dir: Path) -> None:
+        self._dir = state_dir
+        self._dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, target_path: str) -> Path:
+        digest = hashlib.sha256(os.path.normpath(target_path).encode()).hexdigest()
+        return self._dir / f"{digest}.json"
+
+    def record(self, publication: Publication) -> None:
+        path = self._path(publication.target_path)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(publication)))
+        os.replace(tmp, path)
+
+    def get(self, target_path: str) -> Publication | None:
+        try:
+            data = json.loads(self._path(target_path).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return Publication(**data)
+
+    def forget(self, target_path: str) -> None:
+        self._path(target_path).unlink(missing_ok=True)

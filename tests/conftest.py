@@ -1,0 +1,112 @@
+"""Shared fixtures: a private tmpfs to mount in, and a real driver process on a real unix socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def in_private_mount_namespace() -> bool:
+    """scripts/test.sh runs pytest under ``unshare -m --propagation private`` and says so in the environment."""
+    return os.geteuid() == 0 and os.environ.get("CFS_CSI_MOUNT_NS") == "private"
+
+
+@pytest.fixture
+def mount_root() -> Iterator[Path]:
+    """A fresh tmpfs, so every bind mount below it shows in mountinfo and nothing leaks onto the host."""
+    if not in_private_mount_namespace():
+        pytest.fail("mount tests need root in a private mount namespace: run them through scripts/test.sh")
+    root = Path(tempfile.mkdtemp(prefix="cfs-csi-test-"))
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(root)], check=True, timeout=10)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(root)], check=False, timeout=30)
+        root.rmdir()
+
+
+@dataclass
+class Driver:
+    """A ``cfs-csi serve`` process."""
+
+    process: subprocess.Popen[bytes]
+    endpoint: str
+    socket: Path
+    state_dir: Path
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_driver(
+    root: Path, *extra: str, env: dict[str, str] | None = None, name: str = "driver", wait: bool = True
+) -> Driver:
+    sock = root / f"{name}.sock"
+    state = root / f"{name}-state"
+    log = root / f"{name}.log"
+    argv = [
+        sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "serve",
+        "--endpoint", f"unix://{sock}", "--node-id", "test-node", "--state-dir", str(state), *extra,
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    driver = Driver(process, f"unix://{sock}", sock, state, log)
+    if wait:
+        deadline = time.monotonic() + 30
+        while not _accepts(sock):
+            if process.poll() is not None or time.monotonic() > deadline:
+                driver.stop(signal.SIGKILL)
+                raise RuntimeError(f"driver did not start:\n{driver.log_text()}")
+            time.sleep(0.05)
+    return driver
+
+
+def _accepts(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+@pytest.fixture
+def driver(mount_root: Path) -> Iterator[Driver]:
+    running = start_driver(mount_root)
+    try:
+        yield running
+    finally:
+        try:
+            running.stop(timeout=15)
+        except subprocess.TimeoutExpired:
+            running.stop(signal.SIGKILL)
+
+
+def fake_command(directory: Path, name: str, script: str) -> Path:
+    """Put an executable ``name`` in ``directory`` (prepended to PATH by the caller).
+
+    Only for what this machine cannot run for real: the kernel NFS client, or a server that hangs.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path

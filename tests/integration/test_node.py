@@ -1,0 +1,234 @@
+"""The node plugin over a real unix socket, with real bind mounts in a private tmpfs."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cfs_csi.client import CsiClient, mount_capability
+from cfs_csi.csi import csi_pb2
+from cfs_csi.mount.mountinfo import read_mount_table
+from tests.conftest import Driver, fake_command, start_driver
+
+
+def backing_dir(driver: Driver, volume: csi_pb2.Volume) -> Path:
+    context = volume.volume_context
+    return driver.state_dir / "local" / "exports" / context["host"] / context["fsid"]
+
+
+async def rpc_code(call: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call  # type: ignore[misc]
+    code: grpc.StatusCode = error.value.code()
+    return code
+
+
+async def test_publish_write_stats_unpublish(client: CsiClient, driver: Driver, mount_root: Path) -> None:
+    volume = await client.create_volume("pvc-1", {"vers": "3"})
+    target = mount_root / "pods" / "uid" / "volumes" / "pvc-1" / "mount"
+    await client.publish(volume, str(target))
+    entry = read_mount_table().at(str(target))
+    assert entry is not None and not entry.read_only
+    (target / "hello.txt").write_text("through the mount")
+    assert (backing_dir(driver, volume) / "hello.txt").read_text() == "through the mount"
+    assert "mounting 127.0.0.1:/" + volume.volume_context["fsid"] + "/ at" in driver.log_text()
+
+    stats = await client.stats(volume.volume_id, str(target))
+    units = {usage.unit: usage for usage in stats.usage}
+    assert units[csi_pb2.VolumeUsage.BYTES].total > 0
+    assert units[csi_pb2.VolumeUsage.BYTES].used > 0
+    assert units[csi_pb2.VolumeUsage.INODES].used >= 1
+    assert not stats.volume_condition.abnormal
+
+    await client.publish(volume, str(target))  # idempotent
+    assert len([e for e in read_mount_table().entries if e.mount_point == str(target)]) == 1
+
+    await client.unpublish(volume.volume_id, str(target))
+    assert not target.exists()
+    assert read_mount_table().at(str(target)) is None
+    assert (backing_dir(driver, volume) / "hello.txt").exists()  # data untouched
+    await client.unpublish(volume.volume_id, str(target))  # idempotent
+    assert await rpc_code(client.stats(volume.volume_id, str(target))) == grpc.StatusCode.NOT_FOUND
+
+
+async def test_other_source_at_same_target_is_already_exists(client: CsiClient, mount_root: Path) -> None:
+    first = await client.create_volume("pvc-a", {})
+    second = await client.create_volume("pvc-b", {})
+    target = mount_root / "t"
+    await client.publish(first, str(target))
+    assert await rpc_code(client.publish(second, str(target))) == grpc.StatusCode.ALREADY_EXISTS
+    # Same source but read-only when it is mounted read-write: incompatible too.
+    assert await rpc_code(client.publish(first, str(target), readonly=True)) == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_read_only_publish(client: CsiClient, mount_root: Path) -> None:
+    volume = await client.create_volume("pvc-ro", {})
+    target = mount_root / "ro"
+    await client.publish(volume, str(target), readonly=True)
+    entry = read_mount_table().at(str(target))
+    assert entry is not None and entry.read_only
+    with pytest.raises(OSError) as error:
+        (target / "x").write_text("nope")
+    assert error.value.errno == errno.EROFS
+    await client.publish(volume, str(target), readonly=True)
+
+
+async def test_subdirectory_volume_mounts_only_its_directory(
+    client: CsiClient, driver: Driver, mount_root: Path
+) -> None:
+    volume = await client.create_volume("shared", {})
+    sub = backing_dir(driver, volume) / "default-cfs-share-1-pvc-651c"
+    sub.mkdir()
+    (backing_dir(driver, volume) / "neighbour.txt").write_text("other tenant")
+    shared = csi_pb2.Volume(volume_id="shared-handle", volume_context={**volume.volume_context, "path": sub.name})
+    target = mount_root / "sub"
+    await client.publish(shared, str(target))
+    (target / "mine.txt").write_text("x")
+    assert (sub / "mine.txt").exists()
+    assert not (target / "neighbour.txt").exists()
+
+    missing = csi_pb2.Volume(volume_id="gone", volume_context={**volume.volume_context, "path": "no-such-dir"})
+    assert await rpc_code(client.publish(missing, str(mount_root / "t2"))) == grpc.StatusCode.NOT_FOUND
+    escape = csi_pb2.Volume(volume_id="evil", volume_context={**volume.volume_context, "path": "../.."})
+    assert await rpc_code(client.publish(escape, str(mount_root / "t3"))) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_stats_refuses_the_wrong_volume_or_path(client: CsiClient, mount_root: Path) -> None:
+    volume = await client.create_volume("pvc-s", {})
+    target = mount_root / "s"
+    await client.publish(volume, str(target))
+    assert await rpc_code(client.stats("cfs-other", str(target))) == grpc.StatusCode.NOT_FOUND
+    assert await rpc_code(client.stats(volume.volume_id, str(mount_root / "nowhere"))) == grpc.StatusCode.NOT_FOUND
+    assert await rpc_code(client.stats(volume.volume_id, "relative/path")) == grpc.StatusCode.NOT_FOUND
+
+
+async def test_stats_reports_a_vanished_mount_as_abnormal(client: CsiClient, mount_root: Path) -> None:
+    volume = await client.create_volume("pvc-v", {})
+    target = mount_root / "v"
+    await client.publish(volume, str(target))
+    # The mount disappears behind the plugin's back (a node-level cleanup, a crash of the NFS client).
+    await asyncio.to_thread(subprocess.run, ["umount", str(target)], check=True, timeout=30)
+    stats = await client.stats(volume.volume_id, str(target))
+    assert stats.volume_condition.abnormal and "nothing is mounted" in stats.volume_condition.message
+
+
+async def test_unpublish_keeps_data_written_into_an_unmounted_target(client: CsiClient, mount_root: Path) -> None:
+    target = mount_root / "bare"
+    target.mkdir()
+    (target / "precious").write_text("keep me")
+    await client.unpublish("cfs-whatever", str(target))
+    assert (target / "precious").read_text() == "keep me"
+
+
+async def test_missing_fields_are_invalid(client: CsiClient, mount_root: Path) -> None:
+    volume = await client.create_volume("pvc-f", {})
+    no_cap = csi_pb2.NodePublishVolumeRequest(
+        volume_id=volume.volume_id, target_path=str(mount_root / "x"), volume_context=volume.volume_context
+    )
+    assert await rpc_code(client.node.NodePublishVolume(no_cap)) == grpc.StatusCode.INVALID_ARGUMENT
+    no_host = csi_pb2.NodePublishVolumeRequest(
+        volume_id=volume.volume_id, target_path=str(mount_root / "x"), volume_capability=mount_capability()
+    )
+    assert await rpc_code(client.node.NodePublishVolume(no_host)) == grpc.StatusCode.INVALID_ARGUMENT
+    relative = csi_pb2.NodeUnpublishVolumeRequest(volume_id="v", target_path="rel")
+    assert await rpc_code(client.node.NodeUnpublishVolume(relative)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_node_info_and_capabilities(client: CsiClient) -> None:
+    info = await client.node.NodeGetInfo(csi_pb2.NodeGetInfoRequest())
+    assert info.node_id == "test-node"
+    caps = await client.node.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest())
+    kinds = {cap.rpc.type for cap in caps.capabilities}
+    rpc = csi_pb2.NodeServiceCapability.RPC
+    assert kinds == {rpc.GET_VOLUME_STATS, rpc.VOLUME_CONDITION}
+
+
+NFS_CONTEXT_V3 = {"host": "10.0.33.133", "fsid": "bz8eisu7", "vers": "3"}
+
+
+@pytest.mark.parametrize(
+    ("context", "flags", "readonly", "argv"),
+    [
+        (NFS_CONTEXT_V3, (), False, "-t nfs -o vers=3,noresvport,nolock,proto=tcp 10.0.33.133:/bz8eisu7/"),
+        ({"host": "10.0.33.133", "vers": "4"}, ("hard",), True, "-t nfs -o vers=4,noresvport,hard,ro 10.0.33.133:/"),
+    ],
+)
+async def test_nfs_mounter_runs_mount_with_the_decided_source_and_options(
+    mount_root: Path, context: dict[str, str], flags: tuple[str, ...], readonly: bool, argv: str
+) -> None:
+    """No kernel NFS client here: a recording ``mount`` stands in for the last step only."""
+    bin_dir = mount_root / "bin"
+    record = mount_root / "mount.args"
+    fake_command(bin_dir, "mount", f'echo "$@" >> {record}\n')
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", env=env, name="nfs")
+    try:
+        async with CsiClient(driver.endpoint) as csi:
+            target = mount_root / "nfs-target"
+            volume = csi_pb2.Volume(volume_id="cfs-3esjn2lz", volume_context=context)
+            await csi.publish(volume, str(target), readonly=readonly, mount_flags=flags)
+        assert record.read_text().strip() == f"{argv} {target}"
+    finally:
+        driver.stop()
+
+
+async def test_a_hung_mount_is_killed_and_reported_as_deadline_exceeded(mount_root: Path) -> None:
+    bin_dir = mount_root / "bin"
+    fake_command(bin_dir, "mount", "exec sleep 317\n")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    driver = start_driver(
+        mount_root, "--mounter", "nfs", "--component", "node", "--mount-timeout", "1", env=env, name="hung"
+    )
+    try:
+        async with CsiClient(driver.endpoint) as csi:
+            volume = csi_pb2.Volume(volume_id="cfs-hung", volume_context=NFS_CONTEXT_V3)
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await csi.publish(volume, str(mount_root / "hung-target"))
+            assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "killed" in (error.value.details() or "")
+        survivors = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep 317"]
+        assert survivors == []
+    finally:
+        driver.stop()
+
+
+async def test_concurrent_calls_on_one_volume_are_aborted(mount_root: Path) -> None:
+    bin_dir = mount_root / "bin"
+    fake_command(bin_dir, "mount", "sleep 2\n")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", env=env, name="busy")
+    try:
+        async with CsiClient(driver.endpoint) as csi:
+            volume = csi_pb2.Volume(volume_id="cfs-busy", volume_context=NFS_CONTEXT_V3)
+            other = csi_pb2.Volume(volume_id="cfs-free", volume_context=NFS_CONTEXT_V3)
+            target = str(mount_root / "busy-target")
+            results = await asyncio.gather(
+                csi.publish(volume, target),
+                _later(csi.publish(volume, target)),
+                _later(csi.unpublish(volume.volume_id, target)),
+                _later(csi.publish(other, str(mount_root / "free-target"))),
+                return_exceptions=True,
+            )
+        assert results[0] is None and results[3] is None
+        for result in results[1:3]:
+            assert isinstance(result, grpc.aio.AioRpcError) and result.code() == grpc.StatusCode.ABORTED
+    finally:
+        driver.stop()
+
+
+async def _later(call: object) -> object:
+    await asyncio.sleep(0.5)
+    return await call  # type: ignore[misc]
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
