@@ -146,7 +146,28 @@ async def test_node_info_and_capabilities(client: CsiClient) -> None:
     caps = await client.node.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest())
     kinds = {cap.rpc.type for cap in caps.capabilities}
     rpc = csi_pb2.NodeServiceCapability.RPC
-    assert kinds == {rpc.GET_VOLUME_STATS, rpc.VOLUME_CONDITION}
+    assert kinds == {rpc.GET_VOLUME_STATS, rpc.VOLUME_CONDITION, rpc.SINGLE_NODE_MULTI_WRITER}
+
+
+async def test_single_writer_volume_is_refused_at_a_second_target(client: CsiClient, mount_root: Path) -> None:
+    volume = await client.create_volume("pvc-one", {})
+    mode = csi_pb2.VolumeCapability.AccessMode
+    single = mount_capability(mode.SINGLE_NODE_SINGLE_WRITER)
+
+    def publish(target: Path, capability: csi_pb2.VolumeCapability) -> object:
+        return client.node.NodePublishVolume(
+            csi_pb2.NodePublishVolumeRequest(
+                volume_id=volume.volume_id, target_path=str(target), volume_capability=capability,
+                volume_context=volume.volume_context,
+            )
+        )  # fmt: skip
+
+    await publish(mount_root / "one", single)
+    await publish(mount_root / "one", single)  # the same target again is fine
+    assert await rpc_code(publish(mount_root / "two", single)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert await rpc_code(publish(mount_root / "two", mount_capability())) == grpc.StatusCode.FAILED_PRECONDITION
+    await client.unpublish(volume.volume_id, str(mount_root / "one"))
+    await publish(mount_root / "two", single)  # free again once the first target is gone
 
 
 NFS_CONTEXT_V3 = {"host": "10.0.33.133", "fsid": "bz8eisu7", "vers": "3"}

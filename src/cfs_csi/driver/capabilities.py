@@ -8,7 +8,8 @@ from cfs_csi.csi import csi_pb2
 
 _MODE = csi_pb2.VolumeCapability.AccessMode
 
-#: NFS serves every access mode; the single-node refinements need a node capability we do not advertise.
+#: NFS serves every access mode. SINGLE_NODE_SINGLE_WRITER is enforced by the node plugin (one target per
+#: node); across nodes, single-node modes are enforced by Kubernetes, since there is no attach step.
 SUPPORTED_MODES = frozenset(
     {
         _MODE.SINGLE_NODE_WRITER,
@@ -16,6 +17,8 @@ SUPPORTED_MODES = frozenset(
         _MODE.MULTI_NODE_READER_ONLY,
         _MODE.MULTI_NODE_SINGLE_WRITER,
         _MODE.MULTI_NODE_MULTI_WRITER,
+        _MODE.SINGLE_NODE_SINGLE_WRITER,
+        _MODE.SINGLE_NODE_MULTI_WRITER,
     }
 )
 SUPPORTED_FS_TYPES = frozenset({"", "nfs", "nfs4"})

@@ -22,14 +22,15 @@ from cfs_csi.driver.locks import InFlight
 from cfs_csi.driver.published import Publication, PublishedVolumes
 from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.mounter import Mounter, unmount
-from cfs_csi.mount.mountinfo import read_mount_table
+from cfs_csi.mount.mountinfo import MountTable, read_mount_table
 from cfs_csi.mount.stats import volume_stats
 from cfs_csi.volume.nfs import nfs_mount_for
 
 log = logging.getLogger(__name__)
 
 _NODE_RPC = csi_pb2.NodeServiceCapability.RPC
-CAPABILITIES = (_NODE_RPC.GET_VOLUME_STATS, _NODE_RPC.VOLUME_CONDITION)
+CAPABILITIES = (_NODE_RPC.GET_VOLUME_STATS, _NODE_RPC.VOLUME_CONDITION, _NODE_RPC.SINGLE_NODE_MULTI_WRITER)
+_SINGLE_WRITER = csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_SINGLE_WRITER
 
 #: Stacked mounts at one target are unmounted one by one, up to this many.
 _MAX_STACKED = 8
@@ -61,8 +62,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         if reason:
             raise invalid(reason)
         nfs = nfs_mount_for(request.volume_context, request.volume_capability.mount.mount_flags, request.readonly)
+        exclusive = request.volume_capability.access_mode.mode == _SINGLE_WRITER
         with self._in_flight.hold(f"volume/{volume_id}", f"target/{target}"):
             table = read_mount_table()
+            self._check_exclusive(volume_id, target, exclusive, table)
             existing = table.at(target)
             if existing is not None:
                 if not self._mounter.is_mount_of(nfs, existing, table) or existing.read_only != nfs.read_only:
@@ -75,8 +78,19 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 await asyncio.to_thread(_make_target, target)
                 log.info("mounting %s at %s with options %s", nfs.source, target, ",".join(nfs.options))
                 await self._mounter.mount(nfs, target)
-            self._published.record(Publication(volume_id=volume_id, target_path=target, source=nfs.source))
+            self._published.record(
+                Publication(volume_id=volume_id, target_path=target, source=nfs.source, exclusive=exclusive)
+            )
         return csi_pb2.NodePublishVolumeResponse()
+
+    def _check_exclusive(self, volume_id: str, target: str, exclusive: bool, table: MountTable) -> None:
+        """SINGLE_NODE_SINGLE_WRITER: refuse a second target while another still holds the volume."""
+        for other in self._published.of_volume(volume_id):
+            if other.target_path != target and (exclusive or other.exclusive) and table.at(other.target_path):
+                raise CsiError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"volume {volume_id} is published for a single writer at {other.target_path}",
+                )
 
     async def NodeUnpublishVolume(
         self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.aio.ServicerContext

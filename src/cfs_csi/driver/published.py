@@ -19,6 +19,8 @@ class Publication:
     volume_id: str
     target_path: str
     source: str
+    #: Published with SINGLE_NODE_SINGLE_WRITER: no other target on this node may hold the volume.
+    exclusive: bool = False
 
 
 class PublishedVolumes:
@@ -42,6 +44,18 @@ class PublishedVolumes:
         except (FileNotFoundError, ValueError):
             return None
         return Publication(**data)
+
+    def of_volume(self, volume_id: str) -> list[Publication]:
+        """Every recorded publication of ``volume_id`` (a scan: publications per node are few)."""
+        found = []
+        for path in self._dir.glob("*.json"):
+            try:
+                publication = Publication(**json.loads(path.read_text()))
+            except (FileNotFoundError, ValueError, TypeError):
+                continue
+            if publication.volume_id == volume_id:
+                found.append(publication)
+        return found
 
     def forget(self, target_path: str) -> None:
         self._path(target_path).unlink(missing_ok=True)

@@ -1,0 +1,100 @@
+"""The CSI conformance suite (kubernetes-csi/csi-test ``csi-sanity``) against ``cfs-csi serve --backend local``.
+
+csi-sanity skips a test itself when the driver does not advertise the capability it needs. Every skip it
+reports must be listed below with the reason it does not apply; any other skip fails this test, so a
+capability that silently disappears is noticed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Driver
+
+NO_SNAPSHOTS = "this driver offers no snapshots (a file driver without snapshots)"
+NO_ATTACH = "NFS needs no attach step: the CSIDriver says attachRequired: false, so no ControllerPublish"
+NO_STAGE = "an NFS mount has no device to stage; every publish mounts directly"
+NEWER_SPEC = (
+    "health RPCs added to CSI after the version we implement; health is reported as VolumeCondition by "
+    "NodeGetVolumeStats, ListVolumes and ControllerGetVolume"
+)
+
+#: csi-sanity's skip message -> why it does not apply to this driver.
+ALLOWED_SKIPS = {
+    "GetSnapshot not supported": NO_SNAPSHOTS,
+    "ListSnapshots not supported": NO_SNAPSHOTS,
+    "CreateSnapshot not supported": NO_SNAPSHOTS,
+    "DeleteSnapshot not supported": NO_SNAPSHOTS,
+    "Snapshot not supported": NO_SNAPSHOTS,
+    "GroupControllerService not supported": NO_SNAPSHOTS + " (group snapshots are the only group RPCs)",
+    "Volume Cloning not supported": "no clones: CFS cannot create a file system from another one",
+    "ControllerModifyVolume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
+    "Modify volume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
+    "Modify Volume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
+    "GetCapacity not supported": "CFS is elastic: there is no pool whose free capacity could be reported",
+    "ControllerPublishVolume not supported": NO_ATTACH,
+    "ControllerUnpublishVolume not supported": NO_ATTACH,
+    "Controller Publish, UnpublishVolume not supported": NO_ATTACH,
+    "NodeStageVolume not supported": NO_STAGE,
+    "NodeUnstageVolume not supported": NO_STAGE,
+    "ControllerExpandVolume not supported": "expansion is not implemented yet; CFS capacity is nominal (elastic)",
+    "NodeExpandVolume not supported": "NFS needs no node-side resize (and controller expansion is not implemented)",
+    "ControllerGetVolumeHealth not supported": NEWER_SPEC,
+    "ControllerListVolumeHealth not supported": NEWER_SPEC,
+    "NodeGetVolumeHealth not supported": NEWER_SPEC,
+    "NodeGetStorageHealth not supported": NEWER_SPEC,
+}
+
+
+def csi_sanity() -> str:
+    path = os.environ.get("CSI_SANITY", "")
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail("csi-sanity is not installed: run the tests through scripts/test.sh (it builds and caches it)")
+    return path
+
+
+def run_sanity(driver: Driver, work: Path, *extra: str) -> tuple[str, list[dict[str, object]]]:
+    report = work / "sanity-report.json"
+    argv = [
+        csi_sanity(),
+        f"--csi.endpoint={driver.endpoint}",
+        f"--csi.mountdir={work / 'mnt'}",
+        f"--csi.stagingdir={work / 'stage'}",
+        "--csi.testvolumesize=10737418240",
+        f"--ginkgo.json-report={report}",
+        "--ginkgo.no-color",
+        *extra,
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    output = result.stdout + result.stderr
+    summary = [line for line in output.splitlines() if "Passed" in line and "Failed" in line]
+    print("\ncsi-sanity:", summary[-1] if summary else "(no summary line)")
+    specs = [spec for suite in json.loads(report.read_text()) for spec in suite["SpecReports"]]
+    assert result.returncode == 0, output[-20000:] + "\n--- driver log ---\n" + driver.log_text()[-5000:]
+    return output, specs
+
+
+@pytest.mark.sanity
+def test_csi_sanity_passes_with_only_listed_skips(driver: Driver, mount_root: Path) -> None:
+    # Secrets on every call that carries them: none may show up in the driver's (debug-level) log.
+    secrets = mount_root / "secrets.yaml"
+    kinds = ("CreateVolumeSecret", "DeleteVolumeSecret", "ControllerValidateVolumeCapabilitiesSecret",
+             "NodePublishVolumeSecret")  # fmt: skip
+    secrets.write_text("".join(f"{kind}:\n  secretKey: S3CR3T-{kind}\n" for kind in kinds))
+    _, specs = run_sanity(driver, mount_root, f"--csi.secrets={secrets}")
+    passed = [spec for spec in specs if spec["State"] == "passed"]
+    skipped = [spec for spec in specs if spec["State"] == "skipped"]
+    unexpected = sorted(
+        {f"{spec['LeafNodeText']}: {spec.get('Failure', {}).get('Message', '')}" for spec in skipped
+         if str(spec.get("Failure", {}).get("Message", "")) not in ALLOWED_SKIPS}  # type: ignore[union-attr]
+    )  # fmt: skip
+    assert unexpected == [], "csi-sanity skipped tests that apply to this driver:\n" + "\n".join(unexpected)
+    assert len(passed) >= 30, f"only {len(passed)} csi-sanity tests passed"
+    log = driver.log_text()
+    assert "CreateVolume request" in log and "NodePublishVolume request" in log
+    assert "S3CR3T" not in log
