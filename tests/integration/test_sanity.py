@@ -58,7 +58,9 @@ def csi_sanity() -> str:
     return path
 
 
-def run_sanity(driver: Driver, work: Path, *extra: str) -> tuple[str, list[dict[str, object]]]:
+def run_sanity(
+    driver: Driver, work: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[str, list[dict[str, object]]]:
     report = work / "sanity-report.json"
     argv = [
         csi_sanity(),
@@ -73,20 +75,23 @@ def run_sanity(driver: Driver, work: Path, *extra: str) -> tuple[str, list[dict[
     result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
     output = result.stdout + result.stderr
     summary = [line for line in output.splitlines() if "Passed" in line and "Failed" in line]
-    print("\ncsi-sanity:", summary[-1] if summary else "(no summary line)")
+    with capsys.disabled():
+        print("\ncsi-sanity:", summary[-1] if summary else "(no summary line)")
     specs = [spec for suite in json.loads(report.read_text()) for spec in suite["SpecReports"]]
     assert result.returncode == 0, output[-20000:] + "\n--- driver log ---\n" + driver.log_text()[-5000:]
     return output, specs
 
 
 @pytest.mark.sanity
-def test_csi_sanity_passes_with_only_listed_skips(driver: Driver, mount_root: Path) -> None:
+def test_csi_sanity_passes_with_only_listed_skips(
+    driver: Driver, mount_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Secrets on every call that carries them: none may show up in the driver's (debug-level) log.
     secrets = mount_root / "secrets.yaml"
     kinds = ("CreateVolumeSecret", "DeleteVolumeSecret", "ControllerValidateVolumeCapabilitiesSecret",
              "NodePublishVolumeSecret")  # fmt: skip
     secrets.write_text("".join(f"{kind}:\n  secretKey: S3CR3T-{kind}\n" for kind in kinds))
-    _, specs = run_sanity(driver, mount_root, f"--csi.secrets={secrets}")
+    _, specs = run_sanity(driver, mount_root, capsys, f"--csi.secrets={secrets}")
     passed = [spec for spec in specs if spec["State"] == "passed"]
     skipped = [spec for spec in specs if spec["State"] == "skipped"]
     unexpected = sorted(
