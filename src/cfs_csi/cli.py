@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
 
 from cfs_csi import __version__
-from cfs_csi.cloud.factory import BACKENDS, make_backend
+from cfs_csi.cloud.factory import BACKENDS, DEFAULT_CFS_ENDPOINT, BackendOptions, make_backend
 from cfs_csi.driver.node import NodeTimeouts
 from cfs_csi.driver.server import NodeConfig, build_server, serve
 from cfs_csi.mount.mounter import BindMounter, Mounter, NfsMounter
@@ -30,6 +31,23 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="local backend file systems (<dir>/local) and node publications (<dir>/node)",
     )
     p.add_argument("--local-host", default="127.0.0.1", help="mount-target address the local backend reports")
+    cloud = p.add_argument_group("tencent backend")
+    cloud.add_argument("--region", default="", help="cloud region (default: the CVM metadata service)")
+    cloud.add_argument("--zone", default="", help="zone for StorageClasses without one (default: metadata)")
+    cloud.add_argument(
+        "--cluster-id",
+        default=os.environ.get("CLUSTER_ID", ""),
+        help="prefix of file-system names, <cluster id>_<volume name> (env CLUSTER_ID)",
+    )
+    cloud.add_argument("--cfs-endpoint", default=DEFAULT_CFS_ENDPOINT, help="CFS API endpoint, with scheme")
+    cloud.add_argument(
+        "--credentials-dir",
+        type=Path,
+        default=None,
+        help="directory of a mounted Secret with TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY",
+    )
+    cloud.add_argument("--metadata-url", default="", help="CVM metadata service (tests)")
+    cloud.add_argument("--cloud-timeout", type=float, default=10.0, help="seconds per CFS API request")
     p.add_argument(
         "--mounter",
         choices=("nfs", "bind"),
@@ -53,7 +71,14 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _run_serve(args: argparse.Namespace) -> int:
     storage = None
     if args.component in ("controller", "all"):
-        storage = make_backend(args.backend, args.state_dir / "local", args.local_host)
+        storage = make_backend(
+            BackendOptions(
+                name=args.backend, state_dir=args.state_dir / "local", local_host=args.local_host,
+                region=args.region, zone=args.zone, cluster_id=args.cluster_id, cfs_endpoint=args.cfs_endpoint,
+                credentials_dir=args.credentials_dir, metadata_url=args.metadata_url,
+                cloud_timeout=args.cloud_timeout,
+            )
+        )  # fmt: skip
     node = None
     if args.component in ("node", "all"):
         timeouts = NodeTimeouts(mount=args.mount_timeout, unmount=args.unmount_timeout, stats=args.stats_timeout)

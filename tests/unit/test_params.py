@@ -37,7 +37,7 @@ VALID = [
     ("nfs v4", {"vers": "4"}, VolumeParameters(vers=NfsVersion.V4)),
     ("empty pgroup falls back to default", {"pgroupid": ""}, VolumeParameters(pgroup_id="pgroupbasic")),
     ("tags", {"resourcetags": "team:storage, env:prod"},
-     VolumeParameters(resource_tags=(("team", "storage"), ("env", "prod")))),
+     VolumeParameters(resource_tags=(("env", "prod"), ("team", "storage")))),
     ("tag value may hold a colon", {"resourcetags": "url:a:b"}, VolumeParameters(resource_tags=(("url", "a:b"),))),
     ("empty tags", {"resourcetags": ""}, VolumeParameters()),
     ("provisioner keys ignored", {"csi.storage.k8s.io/provisioner-secret-name": "x",

@@ -58,6 +58,14 @@ class FileSystem:
 class FileStorage(Protocol):
     """A place that creates, finds and deletes file systems. All methods are idempotent."""
 
+    def with_defaults(self, params: VolumeParameters) -> VolumeParameters:
+        """``params`` with the backend's defaults filled in (the zone the controller runs in, say).
+
+        Called before :meth:`ensure_file_system` so that the parameters compared for idempotency, and those
+        reported in the volume context, are the ones the file system really has.
+        """
+        ...
+
     async def ensure_file_system(self, spec: FileSystemSpec) -> FileSystem:
         """Return the file system called ``spec.name``, creating it if none exists.
 

@@ -45,6 +45,9 @@ class LocalFileStorage:
             self._by_id[fs.id] = fs
         self._by_name = {fs.name: fs for fs in self._by_id.values()}
 
+    def with_defaults(self, params: VolumeParameters) -> VolumeParameters:
+        return params
+
     async def ensure_file_system(self, spec: FileSystemSpec) -> FileSystem:
         existing = self._by_name.get(spec.name)
         if existing is not None and existing.state is not FileSystemState.CREATING:

@@ -40,7 +40,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
             raise invalid(reason)
         if request.HasField("volume_content_source"):
             raise invalid("creating a volume from a snapshot or another volume is not supported")
-        params = parse_parameters(request.parameters)
+        params = self._storage.with_defaults(parse_parameters(request.parameters))
         capacity = required_capacity(request.capacity_range.required_bytes, request.capacity_range.limit_bytes)
         wanted = FileSystemSpec(name=name, capacity_bytes=capacity, params=params)
         with self._in_flight.hold(f"name/{name}"):
@@ -74,7 +74,11 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         if fs is None:
             raise not_found(f"volume {volume_id} does not exist")
         reason = first_unsupported(request.volume_capabilities)
-        if reason is None and request.parameters and parse_parameters(request.parameters) != fs.params:
+        if (
+            reason is None
+            and request.parameters
+            and self._storage.with_defaults(parse_parameters(request.parameters)) != fs.params
+        ):
             reason = "the parameters differ from those the volume was created with"
         if reason:
             return csi_pb2.ValidateVolumeCapabilitiesResponse(message=reason)

@@ -16,6 +16,7 @@ import grpc
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
+from cfs_csi.cloud.deadline import deadline_in
 from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.errors import CsiError, to_csi_error
 
@@ -86,7 +87,8 @@ def _wrap(method: str, inner: Handler) -> Handler:
         try:
             if log.isEnabledFor(level):
                 log.log(level, "%s request: %s", method, describe(request))
-            response = await inner(request, context)
+            with deadline_in(context.time_remaining()):
+                response = await inner(request, context)
             if log.isEnabledFor(level):
                 log.log(level, "%s done in %.3fs: %s", method, time.monotonic() - started, describe(response))
             return response

@@ -114,7 +114,8 @@ def parse_tags(key: str, text: str) -> tuple[tuple[str, str], ...]:
         tags.append((tag_key, tag_value))
     if len(tags) > _MAX_TAGS:
         raise InvalidArgument(f"parameter {key!r}: at most {_MAX_TAGS} tags are allowed")
-    return tuple(tags)
+    # Sorted: tags are a set, and the cloud need not return them in the order they were given.
+    return tuple(sorted(tags))
 
 
 def format_tags(tags: tuple[tuple[str, str], ...]) -> str:
