@@ -110,3 +110,89 @@ def fake_command(directory: Path, name: str, script: str) -> Path:
     path.write_text("#!/bin/sh\n" + script)
     path.chmod(0o755)
     return path
+
+
+# -- the CFS emulator ------------------------------------------------------------------------------------------
+
+SECRET_ID = "AKIDcfscsitest0000000000000000000000"
+SECRET_KEY = "cfs-csi-test-secret-key-000000000"
+CLOUD_ENV = {"TENCENTCLOUD_API_SECRET_ID": SECRET_ID, "TENCENTCLOUD_API_SECRET_KEY": SECRET_KEY}
+
+
+@dataclass
+class Emulator:
+    """A ``cfs-csi emulator`` process serving the CFS API over HTTP on loopback."""
+
+    process: subprocess.Popen[str]
+    url: str
+    export_root: Path
+
+    def admin(self, method: str, path: str, body: object | None = None) -> object:
+        import httpx
+
+        response = httpx.request(method, f"{self.url}/admin/{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def file_systems(self) -> list[dict[str, object]]:
+        """Every file system the emulator holds (not deleted)."""
+        rows = self.admin("GET", "filesystems")
+        listed = rows["FileSystems"] if isinstance(rows, dict) else rows
+        return [fs for fs in listed if fs.get("LifeCycleState") != "deleted"]
+
+    def set_faults(self, **faults: float) -> None:
+        self.admin("PUT", "faults", faults)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(15)
+
+
+def start_emulator(root: Path, *flags: str, name: str = "emulator") -> Emulator:
+    export_root = root / "exports"
+    argv = [
+        sys.executable, "-m", "cfs_csi.emulator", "--listen", "127.0.0.1:0", "--state", str(root / f"{name}.db"),
+        "--export-root", str(export_root), "--create-delay", "0.3", *flags,
+    ]  # fmt: skip
+    log = (root / f"{name}.log").open("w")
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, **CLOUD_ENV})
+    assert process.stdout is not None
+    first = process.stdout.readline().strip()
+    if "http://" not in first:
+        process.kill()
+        raise RuntimeError(f"emulator did not start: {first!r}\n{(root / f'{name}.log').read_text()}")
+    return Emulator(process, first[first.index("http://") :].rstrip("/"), export_root)
+
+
+def tencent_driver_flags(emulator: Emulator) -> list[str]:
+    return [
+        "--backend", "tencent", "--cfs-endpoint", emulator.url, "--region", "ap-guangzhou",
+        "--zone", "ap-guangzhou-3", "--cluster-id", "cls-test", "--mounter", "bind",
+        "--export-root", str(emulator.export_root),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def emulator(mount_root: Path) -> Iterator[Emulator]:
+    running = start_emulator(mount_root)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def tencent_driver(mount_root: Path, emulator: Emulator) -> Iterator[Driver]:
+    running = start_driver(mount_root, *tencent_driver_flags(emulator), env=CLOUD_ENV, name="tencent")
+    try:
+        yield running
+    finally:
+        try:
+            running.stop(timeout=15)
+        except subprocess.TimeoutExpired:
+            running.stop(signal.SIGKILL)

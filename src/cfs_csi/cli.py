@@ -48,6 +48,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     cloud.add_argument("--metadata-url", default="", help="CVM metadata service (tests)")
     cloud.add_argument("--cloud-timeout", type=float, default=10.0, help="seconds per CFS API request")
+    cloud.add_argument(
+        "--cloud-poll-interval", type=float, default=1.0, help="seconds between checks of a file system being created"
+    )
     p.add_argument(
         "--mounter",
         choices=("nfs", "bind"),
@@ -76,7 +79,7 @@ def _run_serve(args: argparse.Namespace) -> int:
                 name=args.backend, state_dir=args.state_dir / "local", local_host=args.local_host,
                 region=args.region, zone=args.zone, cluster_id=args.cluster_id, cfs_endpoint=args.cfs_endpoint,
                 credentials_dir=args.credentials_dir, metadata_url=args.metadata_url,
-                cloud_timeout=args.cloud_timeout,
+                cloud_timeout=args.cloud_timeout, poll_interval=args.cloud_poll_interval,
             )
         )  # fmt: skip
     node = None
@@ -105,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     from cfs_csi.client import add_client_parser
+    from cfs_csi.emulator.cli import add_emulator_parser
 
     add_client_parser(sub)
+    add_emulator_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -33,7 +33,9 @@ class CsiClient:
 
     def __init__(self, endpoint: str) -> None:
         target = endpoint if endpoint.startswith("unix:") else f"unix://{endpoint}"
-        self.channel = grpc.aio.insecure_channel(target)
+        # Reconnect quickly to a plugin that restarted (gRPC's default backoff grows to two minutes).
+        options = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
+        self.channel = grpc.aio.insecure_channel(target, options=options)
         self.identity = csi_pb2_grpc.IdentityStub(self.channel)
         self.controller = csi_pb2_grpc.ControllerStub(self.channel)
         self.node = csi_pb2_grpc.NodeStub(self.channel)

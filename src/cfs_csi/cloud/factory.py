@@ -29,6 +29,7 @@ class BackendOptions:
     credentials_dir: Path | None = None
     metadata_url: str = ""
     cloud_timeout: float = 10.0
+    poll_interval: float = 1.0
 
 
 def split_endpoint(url: str) -> tuple[str, str]:
@@ -64,6 +65,6 @@ def _tencent(options: BackendOptions) -> FileStorage:
              region, zone or "(none)", scheme, endpoint, credentials.describe(credential))  # fmt: skip
     config = TencentConfig(
         region=region, default_zone=zone, endpoint=endpoint, scheme=scheme, cluster_id=options.cluster_id,
-        request_timeout=options.cloud_timeout,
+        request_timeout=options.cloud_timeout, poll_interval=options.poll_interval,
     )  # fmt: skip
     return TencentFileStorage(config, credential)
