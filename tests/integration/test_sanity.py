@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Driver
+from tests.conftest import CLOUD_ENV, Driver, start_driver, start_emulator, tencent_driver_flags
 
 NO_SNAPSHOTS = "this driver offers no snapshots (a file driver without snapshots)"
 NO_ATTACH = "NFS needs no attach step: the CSIDriver says attachRequired: false, so no ControllerPublish"
@@ -82,16 +83,42 @@ def run_sanity(
     return output, specs
 
 
+@pytest.fixture(params=["local", "tencent"])
+def any_driver(request: pytest.FixtureRequest, mount_root: Path) -> Iterator[tuple[Driver, list[str]]]:
+    """The driver on the local backend, or on the tencent backend against the CFS emulator."""
+    if request.param == "local":
+        local = start_driver(mount_root)
+        try:
+            yield local, []
+        finally:
+            local.stop()
+        return
+    emulator = start_emulator(mount_root, "--create-delay", "0.1")
+    params = mount_root / "params.yaml"
+    params.write_text("vpcid: vpc-oilua6pt\nsubnetid: subnet-rtwb42lu\nzone: ap-guangzhou-3\n")
+    driver = start_driver(
+        mount_root, *tencent_driver_flags(emulator), "--cloud-poll-interval", "0.1", env=CLOUD_ENV, name="tencent"
+    )
+    try:
+        yield driver, [f"--csi.testvolumeparameters={params}"]
+    finally:
+        driver.stop()
+        leftovers = emulator.file_systems()
+        emulator.stop()
+        assert leftovers == [], "csi-sanity left file systems in the cloud"
+
+
 @pytest.mark.sanity
 def test_csi_sanity_passes_with_only_listed_skips(
-    driver: Driver, mount_root: Path, capsys: pytest.CaptureFixture[str]
+    any_driver: tuple[Driver, list[str]], mount_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    driver, extra = any_driver
     # Secrets on every call that carries them: none may show up in the driver's (debug-level) log.
     secrets = mount_root / "secrets.yaml"
     kinds = ("CreateVolumeSecret", "DeleteVolumeSecret", "ControllerValidateVolumeCapabilitiesSecret",
              "NodePublishVolumeSecret")  # fmt: skip
     secrets.write_text("".join(f"{kind}:\n  secretKey: S3CR3T-{kind}\n" for kind in kinds))
-    _, specs = run_sanity(driver, mount_root, capsys, f"--csi.secrets={secrets}")
+    _, specs = run_sanity(driver, mount_root, capsys, f"--csi.secrets={secrets}", *extra)
     passed = [spec for spec in specs if spec["State"] == "passed"]
     skipped = [spec for spec in specs if spec["State"] == "skipped"]
     unexpected = sorted(
