@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -207,3 +208,34 @@ def test_missing_credentials_or_region_stop_the_controller_with_a_clear_error(
                           name="noregion", wait=False)  # fmt: skip
     assert driver.process.wait(60) == 2
     assert "--region" in driver.log_text()
+
+
+async def test_an_expired_client_token_resumes_the_same_file_system(mount_root: Path) -> None:
+    """The token is forgotten after its TTL; the lookup by name still finds the first file system."""
+    from tests.conftest import start_emulator
+
+    emulator = start_emulator(mount_root, "--create-delay", "3", "--client-token-ttl", "0.5", name="ttl")
+    driver = start_driver(mount_root, *tencent_driver_flags(emulator), env=CLOUD_ENV, name="ttl-driver")
+    try:
+        async with CsiClient(driver.endpoint) as csi:
+            first = await rpc_error(csi.controller.CreateVolume(create_request("pvc-ttl", SEED), timeout=2))
+            assert first.code() == grpc.StatusCode.ABORTED
+            await asyncio.sleep(1)  # the ClientToken has expired; the file system is still creating
+            for _ in range(30):
+                try:
+                    await csi.controller.CreateVolume(create_request("pvc-ttl", SEED), timeout=3)
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() == grpc.StatusCode.ABORTED
+        assert len(emulator.file_systems()) == 1
+    finally:
+        driver.stop()
+        emulator.stop()
+
+
+async def test_cloud_rejections_name_the_parameter(client: CsiClient, emulator: Emulator) -> None:
+    """A zone of another region passes our syntax check; the cloud's refusal comes back as INVALID_ARGUMENT."""
+    error = await rpc_error(client.create_volume("pvc-zone2", {**SEED, "zone": "ap-shanghai-2"}))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Zone" in (error.details() or "") and "StorageClass" in (error.details() or "")
+    assert emulator.file_systems() == []
