@@ -108,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     from cfs_csi.client import add_client_parser
+    from cfs_csi.devcluster.cli import add_dev_cluster_parser
     from cfs_csi.emulator.cli import add_emulator_parser
 
     add_client_parser(sub)
     add_emulator_parser(sub)
+    add_dev_cluster_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -1,0 +1,130 @@
+"""The Go programs the tests run, built by package name from the Go module proxy and cached.
+
+Only the first run pays the build (several minutes for kube-apiserver on two cores); later runs find the
+binaries under ``$CFS_CSI_CACHE/bin`` (default ``~/.cache/cfs-csi``), each with a stamp naming what it was
+built from, so changing a pinned version rebuilds just that tool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cfs_csi.devcluster.gomod import build_module, same_version, staging_version
+
+log = logging.getLogger(__name__)
+
+KUBERNETES = "v1.37.2"
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    module: str
+    version: str
+    package: str
+    pin: Callable[[str], str] = field(default=same_version, compare=False)
+
+    @property
+    def stamp(self) -> str:
+        return f"{self.module}@{self.version} {self.package}"
+
+
+TOOLS = {
+    tool.name: tool
+    for tool in (
+        Tool(
+            "csi-sanity",
+            "github.com/kubernetes-csi/csi-test/v5",
+            "v5.6.0",
+            "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity",
+        ),
+        Tool(
+            "csi-provisioner",
+            "github.com/kubernetes-csi/external-provisioner/v6",
+            "v6.4.0",
+            "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner",
+        ),
+        Tool("etcd", "go.etcd.io/etcd/server/v3", "v3.6.16", "go.etcd.io/etcd/server/v3"),
+        Tool(
+            "kube-apiserver", "k8s.io/kubernetes", KUBERNETES, "k8s.io/kubernetes/cmd/kube-apiserver", staging_version
+        ),
+        Tool(
+            "kube-controller-manager",
+            "k8s.io/kubernetes",
+            KUBERNETES,
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
+            staging_version,
+        ),
+    )
+}
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CFS_CSI_CACHE") or Path.home() / ".cache" / "cfs-csi")
+
+
+def bin_dir() -> Path:
+    return cache_dir() / "bin"
+
+
+def installed(name: str) -> Path | None:
+    tool = TOOLS[name]
+    binary = bin_dir() / name
+    stamp = bin_dir() / f".{name}.stamp"
+    if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == tool.stamp:
+        return binary
+    return None
+
+
+def ensure(names: Iterable[str], timeout: float = 3600) -> dict[str, Path]:
+    """Build what is missing; :class:`BuildError` with go's output when a build fails."""
+    found = {}
+    for name in names:
+        found[name] = installed(name) or _build(TOOLS[name], timeout)
+    return found
+
+
+def _go(args: list[str], cwd: Path, timeout: float) -> str:
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0",
+           "GOCACHE": os.environ.get("GOCACHE") or str(cache_dir() / "go-build")}  # fmt: skip
+    try:
+        result = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                                check=False)  # fmt: skip
+    except FileNotFoundError:
+        raise BuildError("the Go toolchain ('go') is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"go {' '.join(args[:2])} did not finish within {timeout:.0f}s") from None
+    if result.returncode != 0:
+        raise BuildError(f"go {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def _build(tool: Tool, timeout: float) -> Path:
+    started = time.monotonic()
+    log.warning("building %s from %s@%s (first run only; cached in %s)", tool.name, tool.module, tool.version,
+                bin_dir())  # fmt: skip
+    work = cache_dir() / "build" / tool.name
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.sum").unlink(missing_ok=True)
+    (work / "go.mod").write_text(f"module cfscsi.local/{tool.name}\n")
+    info = json.loads(_go(["mod", "download", "-json", f"{tool.module}@{tool.version}"], work, timeout))
+    target_go_mod = Path(info["GoMod"]).read_text()
+    (work / "go.mod").write_text(build_module(f"cfscsi.local/{tool.name}", tool.module, tool.version,
+                                              target_go_mod, tool.pin))  # fmt: skip
+    bin_dir().mkdir(parents=True, exist_ok=True)
+    binary = bin_dir() / tool.name
+    _go(["build", "-trimpath", "-o", str(binary), tool.package], work, timeout)
+    (bin_dir() / f".{tool.name}.stamp").write_text(tool.stamp + "\n")
+    log.warning("built %s in %.0fs", tool.name, time.monotonic() - started)
+    return binary

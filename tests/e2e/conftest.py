@@ -1,0 +1,176 @@
+"""A real control plane (etcd, kube-apiserver, kube-controller-manager) and the real csi-provisioner sidecar.
+
+The Go programs are built once from the Go module proxy and cached (``cfs-csi dev-cluster tools``). If a build
+fails, every e2e test is skipped with the build error as the reason (``pytest -ra`` prints it), never silently.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from cfs_csi.devcluster import cluster, tools
+from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
+from tests.conftest import CLOUD_ENV, Driver, Emulator, start_driver, start_emulator, tencent_driver_flags
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "deploy" / "examples"
+
+
+@pytest.fixture(scope="session")
+def go_tools() -> dict[str, Path]:
+    try:
+        return tools.ensure([*cluster.CONTROL_PLANE_TOOLS, "csi-provisioner"])
+    except tools.BuildError as exc:
+        pytest.skip(f"e2e tools could not be built: {exc}")
+
+
+@pytest.fixture(scope="session")
+def control_plane(go_tools: dict[str, Path]) -> Iterator[ControlPlane]:
+    root = Path(tempfile.mkdtemp(prefix="cfs-csi-e2e-"))
+    plane = cluster.start(root, go_tools, remove_root=True)
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@dataclass
+class Kube:
+    """Typed shortcuts over the official client, for one control plane."""
+
+    api: k8s.ApiClient
+    core: k8s.CoreV1Api
+    storage: k8s.StorageV1Api
+    custom: k8s.CustomObjectsApi
+    apps: k8s.AppsV1Api
+
+    def apply_file(self, path: Path, **overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = yaml.safe_load(path.read_text())
+        for key, value in overrides.items():
+            body[key] = {**body.get(key, {}), **value} if isinstance(value, dict) else value
+        return self.create(body)
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        kind = body["kind"]
+        namespace = body["metadata"].get("namespace", "default")
+        created: Any
+        if kind == "StorageClass":
+            created = self.storage.create_storage_class(body)
+        elif kind == "CSIDriver":
+            created = self.storage.create_csi_driver(body)
+        elif kind == "PersistentVolumeClaim":
+            created = self.core.create_namespaced_persistent_volume_claim(namespace, body)
+        else:
+            raise ValueError(f"no create for {kind}")
+        result: dict[str, Any] = self.api.sanitize_for_serialization(created)
+        return result
+
+    def pvcs(self, namespace: str) -> list[k8s.V1PersistentVolumeClaim]:
+        items: list[k8s.V1PersistentVolumeClaim] = self.core.list_namespaced_persistent_volume_claim(namespace).items
+        return items
+
+    def events_for(self, namespace: str, name: str) -> list[k8s.CoreV1Event]:
+        selector = f"involvedObject.name={name}"
+        events: list[k8s.CoreV1Event] = self.core.list_namespaced_event(namespace, field_selector=selector).items
+        return events
+
+    def namespace(self, name: str) -> str:
+        try:
+            self.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return name
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Kube:
+    api = k8s_config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    return Kube(api, k8s.CoreV1Api(api), k8s.StorageV1Api(api), k8s.CustomObjectsApi(api), k8s.AppsV1Api(api))
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 120, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Supervised:
+    """A container with ``restartPolicy: Always``: restarted whenever it exits, as the kubelet would.
+
+    The CSI sidecars exit on purpose when they lose their driver's socket, and rely on exactly this.
+    """
+
+    def __init__(self, start: Callable[[], Process]) -> None:
+        self._start = start
+        self.process = start()
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            if not self.process.alive():
+                self.restarts += 1
+                self.process = self._start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.process.stop()
+
+
+@dataclass
+class Dedicated:
+    """The controller pod of dedicated mode: our controller + the upstream csi-provisioner, sharing a socket."""
+
+    emulator: Emulator
+    controller: Driver
+    provisioner: Supervised
+    root: Path
+    flags: list[str]
+
+    def restart_controller(self, sig: int = signal.SIGKILL) -> None:
+        self.controller.stop(sig)
+        self.controller = start_driver(self.root, *self.flags, env=CLOUD_ENV, name="controller")
+
+
+@pytest.fixture
+def dedicated(control_plane: ControlPlane, go_tools: dict[str, Path], kube: Kube) -> Iterator[Dedicated]:
+    tmp_path = Path(tempfile.mkdtemp(prefix="cfs-e2e-"))  # short: unix socket paths are limited to 107 bytes
+    emulator = start_emulator(tmp_path, "--create-delay", "1")
+    flags = [*tencent_driver_flags(emulator), "--component", "controller", "--cloud-poll-interval", "0.5"]
+    controller = start_driver(tmp_path, *flags, env=CLOUD_ENV, name="controller")
+    provisioner = Supervised(lambda: spawn("csi-provisioner", [
+        str(go_tools["csi-provisioner"]), f"--csi-address={controller.socket}",
+        f"--kubeconfig={control_plane.kubeconfig}", "--timeout=120s", "--leader-election=false",
+        "--retry-interval-start=1s", "--retry-interval-max=5s", "--v=3",
+    ], tmp_path))  # fmt: skip
+    env = Dedicated(emulator, controller, provisioner, tmp_path, flags)
+    try:
+        yield env
+    finally:
+        provisioner.stop()
+        env.controller.stop(signal.SIGKILL)
+        emulator.stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)
