@@ -13,16 +13,8 @@ from cfs_csi.client import CsiClient, mount_capability
 from cfs_csi.csi import csi_pb2
 from cfs_csi.volume.capacity import GIB
 from tests.conftest import CLOUD_ENV, Driver, Emulator, start_driver, tencent_driver_flags
-
-SEED = {
-    "pgroupid": "pgroup-lrquouvl",
-    "storagetype": "SD",
-    "subnetid": "subnet-rtwb42lu",
-    "vers": "3",
-    "vpcid": "vpc-oilua6pt",
-    "zone": "ap-guangzhou-3",
-}
-NAME = "pvc-a11e120e-130c-4aff-9901-17b7b91b3f1d"
+from tests.seed import SEED_PARAMS as SEED
+from tests.seed import SEED_VOLUME_NAME as NAME
 
 
 @pytest.fixture

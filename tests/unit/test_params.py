@@ -6,15 +6,7 @@ import pytest
 
 from cfs_csi.volume.errors import InvalidArgument
 from cfs_csi.volume.params import NfsVersion, StorageType, VolumeParameters, parse_parameters
-
-SEED = {
-    "pgroupid": "pgroup-lrquouvl",
-    "storagetype": "SD",
-    "subnetid": "subnet-rtwb42lu",
-    "vers": "3",
-    "vpcid": "vpc-oilua6pt",
-    "zone": "ap-guangzhou-3",
-}
+from tests.seed import SEED_PARAMS as SEED
 
 VALID = [
     ("empty gives defaults", {}, VolumeParameters()),
