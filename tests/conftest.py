@@ -196,3 +196,27 @@ def tencent_driver(mount_root: Path, emulator: Emulator) -> Iterator[Driver]:
             running.stop(timeout=15)
         except subprocess.TimeoutExpired:
             running.stop(signal.SIGKILL)
+
+
+def cloud_create(emulator: Emulator, fs_name: str, wait: bool = True) -> str:
+    """Create a file system directly through the official SDK (as a user would in the console)."""
+    import json
+    import time as _time
+
+    from tencentcloud.cfs.v20190719 import cfs_client, models
+    from tencentcloud.common.credential import Credential
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+
+    profile = ClientProfile(httpProfile=HttpProfile(endpoint=emulator.url.removeprefix("http://"), protocol="http"))
+    client = cfs_client.CfsClient(Credential(SECRET_ID, SECRET_KEY), "ap-guangzhou", profile)
+    request = models.CreateCfsFileSystemRequest()
+    request.from_json_string(json.dumps({
+        "Zone": "ap-guangzhou-3", "NetInterface": "VPC", "PGroupId": "pgroupbasic", "Protocol": "NFS",
+        "StorageType": "SD", "VpcId": "vpc-oilua6pt", "SubnetId": "subnet-rtwb42lu", "FsName": fs_name,
+    }))  # fmt: skip
+    fs_id: str = client.CreateCfsFileSystem(request).FileSystemId
+    while wait and not any(fs["FileSystemId"] == fs_id and fs["LifeCycleState"] == "available"
+                           for fs in emulator.file_systems()):  # fmt: skip
+        _time.sleep(0.2)
+    return fs_id

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import socket
 import sys
 from pathlib import Path
 
 from cfs_csi import __version__
-from cfs_csi.cloud.factory import BACKENDS, DEFAULT_CFS_ENDPOINT, BackendOptions, make_backend
+from cfs_csi.cloud.factory import add_backend_arguments, backend_from_arguments
 from cfs_csi.driver.node import NodeTimeouts
 from cfs_csi.driver.server import NodeConfig, build_server, serve
 from cfs_csi.mount.mounter import BindMounter, Mounter, NfsMounter
@@ -23,34 +22,7 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--endpoint", default="unix:///csi/csi.sock", help="unix:///path/to/csi.sock")
     p.add_argument("--node-id", default=socket.gethostname(), help="this node's name (default: host name)")
     p.add_argument("--component", choices=("controller", "node", "all"), default="all")
-    p.add_argument("--backend", choices=BACKENDS, default="local")
-    p.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Path("/var/lib/cfs-csi"),
-        help="local backend file systems (<dir>/local) and node publications (<dir>/node)",
-    )
-    p.add_argument("--local-host", default="127.0.0.1", help="mount-target address the local backend reports")
-    cloud = p.add_argument_group("tencent backend")
-    cloud.add_argument("--region", default="", help="cloud region (default: the CVM metadata service)")
-    cloud.add_argument("--zone", default="", help="zone for StorageClasses without one (default: metadata)")
-    cloud.add_argument(
-        "--cluster-id",
-        default=os.environ.get("CLUSTER_ID", ""),
-        help="prefix of file-system names, <cluster id>_<volume name> (env CLUSTER_ID)",
-    )
-    cloud.add_argument("--cfs-endpoint", default=DEFAULT_CFS_ENDPOINT, help="CFS API endpoint, with scheme")
-    cloud.add_argument(
-        "--credentials-dir",
-        type=Path,
-        default=None,
-        help="directory of a mounted Secret with TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY",
-    )
-    cloud.add_argument("--metadata-url", default="", help="CVM metadata service (tests)")
-    cloud.add_argument("--cloud-timeout", type=float, default=10.0, help="seconds per CFS API request")
-    cloud.add_argument(
-        "--cloud-poll-interval", type=float, default=1.0, help="seconds between checks of a file system being created"
-    )
+    add_backend_arguments(p)
     p.add_argument(
         "--mounter",
         choices=("nfs", "bind"),
@@ -74,14 +46,7 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _run_serve(args: argparse.Namespace) -> int:
     storage = None
     if args.component in ("controller", "all"):
-        storage = make_backend(
-            BackendOptions(
-                name=args.backend, state_dir=args.state_dir / "local", local_host=args.local_host,
-                region=args.region, zone=args.zone, cluster_id=args.cluster_id, cfs_endpoint=args.cfs_endpoint,
-                credentials_dir=args.credentials_dir, metadata_url=args.metadata_url,
-                cloud_timeout=args.cloud_timeout, poll_interval=args.cloud_poll_interval,
-            )
-        )  # fmt: skip
+        storage = backend_from_arguments(args)
     node = None
     if args.component in ("node", "all"):
         timeouts = NodeTimeouts(mount=args.mount_timeout, unmount=args.unmount_timeout, stats=args.stats_timeout)
@@ -101,6 +66,15 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_exception() -> type[Exception]:
+    """The Kubernetes client's error type if that client is installed (the node image need not have it)."""
+    try:
+        from kubernetes.client.exceptions import ApiException
+    except ImportError:
+        return RuntimeError
+    return ApiException
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cfs-csi", description="CSI driver for Tencent Cloud CFS")
     parser.add_argument("--version", action="version", version=f"cfs-csi {__version__}")
@@ -110,15 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     from cfs_csi.client import add_client_parser
     from cfs_csi.devcluster.cli import add_dev_cluster_parser
     from cfs_csi.emulator.cli import add_emulator_parser
+    from cfs_csi.operator.cli import add_operator_parser
 
     add_client_parser(sub)
     add_emulator_parser(sub)
     add_dev_cluster_parser(sub)
+    add_operator_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result: int = args.run(args)
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, _api_exception()) as exc:
         # Start-up problems an admin must fix (bad endpoint, socket in use): one line, no traceback.
         print(f"cfs-csi: error: {exc}", file=sys.stderr)
         return 2

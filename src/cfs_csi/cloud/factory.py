@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from dataclasses import dataclass
@@ -68,3 +69,46 @@ def _tencent(options: BackendOptions) -> FileStorage:
         request_timeout=options.cloud_timeout, poll_interval=options.poll_interval,
     )  # fmt: skip
     return TencentFileStorage(config, credential)
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose and configure a backend (shared by ``serve`` and ``operator``)."""
+    parser.add_argument("--backend", choices=BACKENDS, default="local")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/cfs-csi"),
+        help="local backend file systems (<dir>/local) and node publications (<dir>/node)",
+    )
+    parser.add_argument("--local-host", default="127.0.0.1", help="mount-target address the local backend reports")
+    cloud = parser.add_argument_group("tencent backend")
+    cloud.add_argument("--region", default="", help="cloud region (default: the CVM metadata service)")
+    cloud.add_argument("--zone", default="", help="zone for StorageClasses without one (default: metadata)")
+    cloud.add_argument(
+        "--cluster-id",
+        default=os.environ.get("CLUSTER_ID", ""),
+        help="prefix of file-system names, <cluster id>_<volume name> (env CLUSTER_ID)",
+    )
+    cloud.add_argument("--cfs-endpoint", default=DEFAULT_CFS_ENDPOINT, help="CFS API endpoint, with scheme")
+    cloud.add_argument(
+        "--credentials-dir",
+        type=Path,
+        default=None,
+        help="directory of a mounted Secret with TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY",
+    )
+    cloud.add_argument("--metadata-url", default="", help="CVM metadata service (tests)")
+    cloud.add_argument("--cloud-timeout", type=float, default=10.0, help="seconds per CFS API request")
+    cloud.add_argument(
+        "--cloud-poll-interval", type=float, default=1.0, help="seconds between checks of a file system being created"
+    )
+
+
+def backend_from_arguments(args: argparse.Namespace) -> FileStorage:
+    return make_backend(
+        BackendOptions(
+            name=args.backend, state_dir=args.state_dir / "local", local_host=args.local_host, region=args.region,
+            zone=args.zone, cluster_id=args.cluster_id, cfs_endpoint=args.cfs_endpoint,
+            credentials_dir=args.credentials_dir, metadata_url=args.metadata_url, cloud_timeout=args.cloud_timeout,
+            poll_interval=args.cloud_poll_interval,
+        )
+    )  # fmt: skip

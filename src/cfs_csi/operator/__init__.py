@@ -1,0 +1,8 @@
+"""Shared mode, part 1: the operator that keeps one Tcfs (and one sub-directory provisioner) per shared class.
+
+- :mod:`.shared` and :mod:`.desired`: pure decisions (is a class shared, the Tcfs it asks for, the Deployment
+  a Tcfs needs, what to change).
+- :mod:`.storageclass`: the storageclass controller (a PVC of a shared class -> its Tcfs).
+- :mod:`.tcfs`: the tcfs controller (a Tcfs -> its file system, status and provisioner Deployment).
+- :mod:`.main`: ``cfs-csi operator``: configuration, leader election, CRD installation, the kopf run.
+"""

@@ -1,0 +1,147 @@
+"""Desired state of shared mode, as plain dicts: the Tcfs of a StorageClass, the provisioner Deployment of a
+Tcfs, and what to do to get from what exists to what is wanted. Pure: tested with tables, applied elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cfs_csi.operator.shared import TCFS_GROUP, TCFS_VERSION, SharedClass
+from cfs_csi.volume.params import NfsVersion
+
+SPEC_HASH = "cfs-csi.tencent.com/spec-hash"
+APP_LABEL = "cfs-csi-subdir-provisioner"
+SHARE_MOUNT = "/persistentvolumes"
+
+
+@dataclass(frozen=True)
+class ProvisionerTemplate:
+    """Operator-wide settings of every provisioner Deployment (from the operator's flags)."""
+
+    image: str
+    service_account: str = "cfs-csi-subdir-provisioner"
+    replicas: int = 1
+    image_pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True)
+class SharedFileSystem:
+    """Where a Tcfs's file system is: what the status records."""
+
+    server: str
+    fsid: str
+    cloud_id: str = ""
+
+
+def tcfs_object(shared: SharedClass, namespace: str) -> dict[str, Any]:
+    """The Tcfs for a shared StorageClass, owned by it so that deleting the class deletes the Tcfs (and, through
+    the Tcfs, the provisioner Deployment) by garbage collection; the file system itself is never touched."""
+    return {
+        "apiVersion": f"{TCFS_GROUP}/{TCFS_VERSION}",
+        "kind": "Tcfs",
+        "metadata": {
+            "name": shared.name,
+            "namespace": namespace,
+            "ownerReferences": [{
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": shared.name,
+                "uid": shared.uid, "blockOwnerDeletion": False,
+            }],
+        },
+        "spec": shared.tcfs_spec(),
+    }  # fmt: skip
+
+
+def nfs_path(spec: Mapping[str, Any], fsid: str) -> str:
+    """The export the provisioner mounts: ``/<fsid>/`` for NFSv3, ``/`` for NFSv4 (as the node plugin does)."""
+    return "/" if str(spec.get("vers") or "3") == NfsVersion.V4.value else f"/{fsid}/"
+
+
+def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: ProvisionerTemplate) -> dict[str, Any]:
+    """The sub-directory provisioner Deployment of one Tcfs."""
+    metadata = tcfs["metadata"]
+    spec = tcfs.get("spec") or {}
+    name = str(spec.get("provisionername") or "")
+    labels = {"app": APP_LABEL, "tcfsoperator.k8s.io/tcfs": str(metadata["name"])}
+    path = nfs_path(spec, fs.fsid)
+    env = [
+        {"name": "PROVISIONER_NAME", "value": name},
+        {"name": "NFS_SERVER", "value": fs.server},
+        {"name": "NFS_PATH", "value": path},
+        {"name": "NFS_FSID", "value": fs.fsid},
+        {"name": "NFS_VERS", "value": str(spec.get("vers") or "3")},
+        {"name": "SHARE_MOUNT_PATH", "value": SHARE_MOUNT},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    pod_spec = {
+        "serviceAccountName": template.service_account,
+        "containers": [{
+            "name": "subdir-provisioner",
+            "image": template.image,
+            "imagePullPolicy": template.image_pull_policy,
+            "command": ["cfs-csi", "subdir-provisioner", "--leader-elect"],
+            "env": env,
+            "volumeMounts": [{"name": "cfs-share", "mountPath": SHARE_MOUNT}],
+            "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": False},
+        }],
+        "volumes": [{"name": "cfs-share", "nfs": {"server": fs.server, "path": path}}],
+    }  # fmt: skip
+    deployment_spec = {
+        "replicas": template.replicas,
+        "selector": {"matchLabels": labels},
+        "strategy": {"type": "Recreate"},
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": metadata["namespace"],
+            "labels": labels,
+            "annotations": {SPEC_HASH: spec_hash(deployment_spec)},
+            "ownerReferences": [{
+                "apiVersion": f"{TCFS_GROUP}/{TCFS_VERSION}", "kind": "Tcfs", "name": metadata["name"],
+                "uid": metadata["uid"], "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": deployment_spec,
+    }  # fmt: skip
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Action(enum.Enum):
+    NONE = "none"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+def deployment_action(existing: Mapping[str, Any] | None, desired: Mapping[str, Any] | None) -> Action:
+    """Compare by the hash of the desired spec we stamped on the Deployment, not field by field: the API
+    server fills in defaults, so a field-by-field comparison would always see a difference."""
+    if desired is None:
+        return Action.DELETE if existing is not None else Action.NONE
+    if existing is None:
+        return Action.CREATE
+    stamped = ((existing.get("metadata") or {}).get("annotations") or {}).get(SPEC_HASH)
+    return Action.NONE if stamped == desired["metadata"]["annotations"][SPEC_HASH] else Action.UPDATE
+
+
+def ready_condition(ready: bool, reason: str, message: str, now: str, previous: list[Any] | None) -> list[Any]:
+    """The ``conditions`` list with Ready set; the transition time moves only when the status changes."""
+    status = "True" if ready else "False"
+    old = next((c for c in previous or [] if c.get("type") == "Ready"), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == status and old.get("lastTransitionTime") else now
+    others = [c for c in previous or [] if c.get("type") != "Ready"]
+    return [*others, {"type": "Ready", "status": status, "reason": reason, "message": message,
+                      "lastTransitionTime": since}]  # fmt: skip

@@ -1,0 +1,112 @@
+"""``cfs-csi operator``: the shared-mode operator, run next to the CSI controller in the controller pod.
+
+Only one instance acts at a time (a Lease); the CRD can be installed at start-up; the handlers are kopf's,
+all writes go through the official Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import time
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from cfs_csi.cloud.factory import backend_from_arguments
+from cfs_csi.operator.context import OperatorContext
+from cfs_csi.operator.desired import ProvisionerTemplate
+
+log = logging.getLogger(__name__)
+
+CRD_NAME = "tcfs.tcfsoperator.k8s.io"
+
+
+def crd_manifest() -> dict[str, Any]:
+    """The Tcfs CRD shipped with the package (identical to deploy/crds/, which a test checks)."""
+    text = resources.files("cfs_csi.operator").joinpath("tcfs-crd.yaml").read_text()
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        # Before the client is imported: it reads $KUBECONFIG once, and kopf's login goes through it.
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    from cfs_csi.kube.client import api_client
+
+    api = api_client(args.kubeconfig)
+    if args.install_crd:
+        install_crd(api)
+    context = OperatorContext(
+        namespace=args.namespace,
+        storage=backend_from_arguments(args),
+        template=ProvisionerTemplate(image=args.provisioner_image, service_account=args.provisioner_service_account,
+                                     replicas=args.provisioner_replicas),
+        api=api,
+    )  # fmt: skip
+    _configure_kopf()
+    asyncio.run(_operate(context, args.leader_elect))
+    return 0
+
+
+def install_crd(api: Any) -> None:
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+
+    extensions = k8s.ApiextensionsV1Api(api)
+    try:
+        extensions.create_custom_resource_definition(crd_manifest())  # type: ignore[arg-type]
+        log.info("installed CRD %s", CRD_NAME)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    for _ in range(60):
+        crd = extensions.read_custom_resource_definition(CRD_NAME)
+        conditions = crd.status.conditions if crd.status else None
+        if any(c.type == "Established" and c.status == "True" for c in conditions or []):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"CRD {CRD_NAME} was not established within 30s")
+
+
+async def _operate(context: OperatorContext, leader_elect: bool) -> None:
+    import kopf
+
+    from cfs_csi.kube.lease import LeaderElector
+    from cfs_csi.operator import storageclass, tcfs  # noqa: F401 - registers the handlers
+
+    stop = asyncio.Event()
+    elector = None
+    if leader_elect:
+        elector = LeaderElector(context.api, "cfs-csi-operator", context.namespace, on_lost=stop.set)
+        log.info("waiting to lead (Lease %s/cfs-csi-operator)", context.namespace)
+        await elector.acquire()
+        log.info("leading as %s", elector.identity)
+        elector.start_renewing()
+    try:
+        await kopf.operator(clusterwide=True, standalone=True, memo=kopf.Memo(context=context), stop_flag=stop)
+    finally:
+        if elector is not None:
+            await elector.release()
+    if elector is not None and elector.lost:
+        raise RuntimeError("lost the operator Lease; exiting so that a restart waits for it again")
+
+
+def _configure_kopf() -> None:
+    import kopf
+
+    @kopf.on.startup()
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Handler progress in annotations, so that the Tcfs status holds only what the CRD documents.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cfs-csi.tencent.com")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="cfs-csi.tencent.com")
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+
+    @kopf.on.login()
+    def login(**kwargs: Any) -> Any:
+        return kopf.login_via_client(**kwargs)

@@ -1,0 +1,75 @@
+"""The storageclass controller: a PVC of a shared StorageClass gets that class its Tcfs.
+
+Driven by PVC events (not by StorageClass events) as in the vendor's add-on: a shared class costs nothing
+until a claim uses it. Deleting the class deletes the Tcfs through its owner reference (garbage collection),
+so no finalizer ever blocks a StorageClass deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from cfs_csi.operator.context import OperatorContext
+from cfs_csi.operator.desired import tcfs_object
+from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION, is_shared, parse_shared_class
+from cfs_csi.volume.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.event("", "v1", "persistentvolumeclaims")
+async def claim_seen(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    context: OperatorContext = memo["context"]
+    if body.get("status", {}).get("phase") == "Bound":
+        return
+    class_name = (body.get("spec") or {}).get("storageClassName")
+    if not class_name:
+        return
+    storage_class = await _storage_class(context, class_name)
+    if storage_class is None or not is_shared(storage_class.get("parameters")):
+        return
+    try:
+        shared = parse_shared_class(storage_class)
+    except InvalidArgument as exc:
+        kopf.warn(body, reason="InvalidSharedStorageClass", message=str(exc))
+        return
+    created = await _ensure_tcfs(context, tcfs_object(shared, context.namespace))
+    if created:
+        kopf.info(
+            body,
+            reason="TcfsCreated",
+            message=f"created Tcfs {context.namespace}/{shared.name} for shared StorageClass {shared.name}",
+        )
+
+
+async def _storage_class(context: OperatorContext, name: str) -> dict[str, Any] | None:
+    api = k8s.StorageV1Api(context.api)
+    try:
+        found = await asyncio.to_thread(api.read_storage_class, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    result: dict[str, Any] = context.api.sanitize_for_serialization(found)
+    return result
+
+
+async def _ensure_tcfs(context: OperatorContext, tcfs: dict[str, Any]) -> bool:
+    """Create the Tcfs unless it exists; True if this call created it."""
+    api = k8s.CustomObjectsApi(context.api)
+    try:
+        await asyncio.to_thread(
+            api.create_namespaced_custom_object, TCFS_GROUP, TCFS_VERSION, context.namespace, TCFS_PLURAL, tcfs
+        )
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    log.info("created Tcfs %s/%s", context.namespace, tcfs["metadata"]["name"])
+    return True

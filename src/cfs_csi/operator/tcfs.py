@@ -1,0 +1,186 @@
+"""The tcfs controller: compare each Tcfs with what exists and converge, idempotently.
+
+1. Find its file system: the status (``cfsserver``, ``cfsfilesystemid``), else ``spec.fromExistCfs``, else by
+   the fixed cloud name ``<cluster id>_sharedCFS-<class>`` (created if absent, through the same backend call
+   as dedicated volumes). The operator never deletes a file system.
+2. Record server and FSID in the status, with a Ready condition.
+3. Create, update or delete the provisioner Deployment so that it matches the desired one.
+
+A file system still being created, or a cloud that does not answer, is a temporary error: kopf retries this
+object later while every other Tcfs goes on being handled. Nothing is ever deleted because the cloud failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from cfs_csi.cloud.base import FileSystemSpec
+from cfs_csi.cloud.errors import CloudError, ErrorKind
+from cfs_csi.operator.context import OperatorContext
+from cfs_csi.operator.desired import (
+    Action,
+    SharedFileSystem,
+    deployment_action,
+    desired_deployment,
+    ready_condition,
+)
+from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION, shared_fs_name, tcfs_params
+from cfs_csi.volume.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+_RESOURCE = (TCFS_GROUP, TCFS_VERSION, TCFS_PLURAL)
+#: Retry delays (seconds) by kind of trouble.
+_WAIT_CREATING = 5
+_WAIT_CLOUD = 15
+_WAIT_CONFIG = 60
+
+
+@kopf.on.resume(*_RESOURCE)
+@kopf.on.create(*_RESOURCE)
+@kopf.on.update(*_RESOURCE)
+async def tcfs_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile(body, memo["context"])
+
+
+@kopf.timer(*_RESOURCE, interval=30.0, initial_delay=30.0)
+async def tcfs_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Repair drift (a Deployment deleted or edited by hand) without waiting for a change of the Tcfs."""
+    await reconcile(body, memo["context"])
+
+
+async def reconcile(body: kopf.Body, context: OperatorContext) -> None:
+    tcfs = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {}),
+            "status": dict(body.get("status") or {})}  # fmt: skip
+    name = tcfs["metadata"]["name"]
+    fs: SharedFileSystem | None
+    try:
+        fs = await _locate(tcfs, context)
+    except _Missing as missing:
+        await _set_status(context, tcfs, None, ready=False, reason="FileSystemMissing", message=str(missing))
+        kopf.warn(body, reason="FileSystemMissing", message=str(missing))
+        fs = None
+    except _Retry as retry:
+        await _set_status(context, tcfs, None, ready=False, reason=retry.reason, message=retry.message)
+        if retry.warn:
+            kopf.warn(body, reason=retry.reason, message=retry.message)
+        raise kopf.TemporaryError(retry.message, delay=retry.delay) from None
+    if fs is not None:
+        await _set_status(context, tcfs, fs, ready=True, reason="FileSystemReady",
+                          message=f"{fs.server}:/{fs.fsid}/ ({fs.cloud_id or 'id unknown'})")  # fmt: skip
+    desired = desired_deployment(tcfs, fs, context.template) if fs is not None else None
+    deployment_name = str(tcfs["spec"].get("provisionername") or "")
+    existing = await _read_deployment(context, deployment_name)
+    action = deployment_action(existing, desired)
+    if action is Action.NONE:
+        return
+    apps = k8s.AppsV1Api(context.api)
+    namespace = context.namespace
+    if action is Action.CREATE:
+        await asyncio.to_thread(apps.create_namespaced_deployment, namespace, desired)  # type: ignore[arg-type]
+    elif action is Action.UPDATE:
+        await asyncio.to_thread(
+            apps.replace_namespaced_deployment,
+            deployment_name,
+            namespace,
+            desired,  # type: ignore[arg-type]
+        )
+    elif action is Action.DELETE:
+        await asyncio.to_thread(apps.delete_namespaced_deployment, deployment_name, namespace)
+    log.info("Tcfs %s: deployment %s %sd", name, deployment_name, action.value)
+    kopf.info(body, reason=f"Deployment{action.value.capitalize()}d",
+              message=f"provisioner deployment {deployment_name} {action.value}d")  # fmt: skip
+
+
+class _Missing(Exception):
+    """The recorded file system is gone for good (the cloud said so): never replaced silently."""
+
+
+async def _vanished(context: OperatorContext, cloud_id: str) -> bool:
+    """True only when the cloud answers that the file system does not exist; an error means "don't know"."""
+    try:
+        return await context.storage.get_file_system(cloud_id) is None
+    except CloudError as exc:
+        log.warning("cannot verify file system %s (%s); keeping what the status says", cloud_id, exc.message)
+        return False
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, message: str, delay: int, warn: bool = True) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.delay, self.warn = reason, message, delay, warn
+
+
+async def _locate(tcfs: dict[str, Any], context: OperatorContext) -> SharedFileSystem:
+    status, spec, name = tcfs["status"], tcfs["spec"], tcfs["metadata"]["name"]
+    if status.get("cfsserver") and status.get("cfsfilesystemid"):
+        recorded = SharedFileSystem(
+            str(status["cfsserver"]), str(status["cfsfilesystemid"]), str(status.get("cfsid", ""))
+        )
+        if recorded.cloud_id and await _vanished(context, recorded.cloud_id):
+            raise _Missing(
+                f"file system {recorded.cloud_id} recorded in the status no longer exists in the cloud; "
+                "the provisioner was stopped. Restore it, or clear the status to create a new one"
+            )
+        return recorded
+    try:
+        if spec.get("fromExistCfs"):
+            found = await context.storage.get_file_system(str(spec["fromExistCfs"]))
+            if found is None:
+                raise _Retry("FileSystemNotFound", f"fromExistCfs {spec['fromExistCfs']} does not exist", _WAIT_CONFIG)
+        else:
+            params = context.storage.with_defaults(tcfs_params(spec))
+            found = await context.storage.ensure_file_system(
+                FileSystemSpec(name=shared_fs_name(name), capacity_bytes=0, params=params)
+            )
+    except InvalidArgument as exc:
+        raise _Retry("InvalidSpec", f"Tcfs {name}: {exc}", _WAIT_CONFIG) from None
+    except CloudError as exc:
+        if exc.kind is ErrorKind.PENDING:
+            raise _Retry("Creating", exc.message, _WAIT_CREATING, warn=False) from None
+        delay = _WAIT_CONFIG if exc.kind in (ErrorKind.INVALID, ErrorKind.DENIED) else _WAIT_CLOUD
+        raise _Retry("CloudError", exc.message, delay) from None
+    if not found.ready:
+        raise _Retry("Creating", f"file system {found.id} is {found.state.value}", _WAIT_CREATING, warn=False)
+    return SharedFileSystem(found.host, found.export_fsid, found.id)
+
+
+async def _set_status(
+    context: OperatorContext, tcfs: dict[str, Any], fs: SharedFileSystem | None, ready: bool, reason: str, message: str
+) -> None:
+    status = tcfs["status"]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch: dict[str, Any] = {
+        "observedGeneration": tcfs["metadata"].get("generation", 0),
+        "conditions": ready_condition(ready, reason, message, now, status.get("conditions")),
+    }
+    if fs is not None:
+        patch.update(cfsserver=fs.server, cfsfilesystemid=fs.fsid, cfsid=fs.cloud_id)
+    unchanged = all(status.get(k) == v for k, v in patch.items() if k != "conditions") and [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status.get("conditions") or []
+    ] == [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in patch["conditions"]]
+    if unchanged:
+        return
+    api = k8s.CustomObjectsApi(context.api)
+    await asyncio.to_thread(api.patch_namespaced_custom_object_status, *_RESOURCE[:2], context.namespace,
+                            TCFS_PLURAL, tcfs["metadata"]["name"], {"status": patch})  # fmt: skip
+    tcfs["status"] = {**status, **patch}
+
+
+async def _read_deployment(context: OperatorContext, name: str) -> dict[str, Any] | None:
+    apps = k8s.AppsV1Api(context.api)
+    try:
+        found = await asyncio.to_thread(apps.read_namespaced_deployment, name, context.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    result: dict[str, Any] = context.api.sanitize_for_serialization(found)
+    return result

@@ -1,0 +1,261 @@
+"""Leader election against the real kube-apiserver: one leader, hand-over on release and after a crash, loss,
+and the 409 races that optimistic concurrency settles.
+
+Short durations (2s lease, 0.5s renew) keep the tests quick; timing assertions are lower bounds that follow
+from the protocol, or generous upper bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from cfs_csi.devcluster.cluster import ControlPlane, free_port
+from cfs_csi.kube.client import api_client
+from cfs_csi.kube.lease import LeaderElector, MicroTime
+
+NAMESPACE = "default"
+FAST = {"lease_duration": 2, "renew_period": 0.5, "retry_period": 0.2}
+
+Make = Callable[..., LeaderElector]
+
+
+@pytest.fixture
+def api(control_plane: ControlPlane) -> k8s.ApiClient:
+    return api_client(str(control_plane.kubeconfig))
+
+
+@pytest.fixture
+def lease_name() -> str:
+    return f"lease-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def make(api: k8s.ApiClient, lease_name: str) -> AsyncIterator[Make]:
+    """Electors on this test's lease (fast periods, a harmless on_lost), all released afterwards."""
+    made: list[LeaderElector] = []
+
+    def factory(identity: str, leases: Any = None, **options: Any) -> LeaderElector:
+        elector = LeaderElector(leases or api, lease_name, NAMESPACE, identity=identity,
+                                **{"on_lost": lambda: None, **FAST, **options})  # fmt: skip
+        made.append(elector)
+        return elector
+
+    yield factory
+    for elector in made:
+        await elector.release()
+
+
+async def read_lease(api: k8s.ApiClient, name: str) -> k8s.V1LeaseSpec:
+    lease = await asyncio.to_thread(k8s.CoordinationV1Api(api).read_namespaced_lease, name, NAMESPACE)
+    assert lease.spec is not None
+    return lease.spec
+
+
+async def set_holder(api: k8s.ApiClient, name: str, holder: str) -> None:
+    """Write ``holder`` into the lease as another program would (retrying our elector's concurrent renewals)."""
+    leases = k8s.CoordinationV1Api(api)
+    for _ in range(20):
+        lease = await asyncio.to_thread(leases.read_namespaced_lease, name, NAMESPACE)
+        assert lease.spec is not None
+        lease.spec.holder_identity = holder
+        lease.spec.renew_time = MicroTime.of(datetime.now(UTC))
+        try:
+            await asyncio.to_thread(leases.replace_namespaced_lease, name, NAMESPACE, lease)
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    raise AssertionError("could not overwrite the lease")
+
+
+async def test_one_leader_and_release_hands_over_at_once(make: Make, api: k8s.ApiClient, lease_name: str) -> None:
+    # A 30s lease: a hand-over well within it can only come from the release, not from expiry.
+    a = make("replica-a", lease_duration=30, renew_period=1)
+    b = make("replica-b", lease_duration=30, renew_period=1)
+    acquiring = {a: asyncio.create_task(a.acquire()), b: asyncio.create_task(b.acquire())}
+    done, _ = await asyncio.wait(acquiring.values(), timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    assert len(done) == 1
+    leader, follower = (a, b) if acquiring[a] in done else (b, a)
+    leader.start_renewing()
+
+    await asyncio.sleep(3)  # several renewals and many polls of the follower
+    assert not acquiring[follower].done()
+    assert leader.is_leader and not follower.is_leader
+    spec = await read_lease(api, lease_name)
+    assert spec.holder_identity == leader.identity
+    assert spec.lease_transitions == 0
+
+    released_at = time.monotonic()
+    assert await leader.release()
+    await asyncio.wait_for(acquiring[follower], timeout=20)
+    assert time.monotonic() - released_at < 20  # far less than the 30s lease
+    assert follower.is_leader and not leader.is_leader
+    spec = await read_lease(api, lease_name)
+    assert spec.holder_identity == follower.identity
+    assert spec.lease_transitions == 1
+
+
+async def test_crashed_leader_is_replaced_after_the_lease_duration(
+    make: Make, api: k8s.ApiClient, lease_name: str
+) -> None:
+    a, b = make("replica-a"), make("replica-b")
+    await asyncio.wait_for(a.acquire(), timeout=20)
+    renewing = a.start_renewing()
+    follower = asyncio.create_task(b.acquire())
+    await asyncio.sleep(3)  # longer than the 2s lease: only the renewals keep it
+    assert not follower.done()
+
+    renewing.cancel()  # the crash: no more renewals, no release
+    crashed_at = time.monotonic()
+    await asyncio.wait_for(follower, timeout=20)
+    # The last renewal was at most one renew period (plus a request) before the crash.
+    assert time.monotonic() - crashed_at >= 1.0
+    assert b.is_leader
+    assert not a.is_leader  # the crashed holder never believes itself leader longer than the others do
+    assert not a.lost  # cancelled, not lost
+    spec = await read_lease(api, lease_name)
+    assert spec.holder_identity == b.identity
+    assert spec.lease_transitions == 1
+
+
+async def test_another_holder_appearing_calls_on_lost(make: Make, api: k8s.ApiClient, lease_name: str) -> None:
+    lost = asyncio.Event()
+    a = make("replica-a", on_lost=lost.set)
+    await asyncio.wait_for(a.acquire(), timeout=20)
+    a.start_renewing()
+
+    await set_holder(api, lease_name, "intruder")
+    await asyncio.wait_for(lost.wait(), timeout=15)
+    assert a.lost and "intruder" in (a.lost_reason or "")
+    assert not a.is_leader
+    assert not await a.release()  # never gives up a lease that is not ours
+    assert (await read_lease(api, lease_name)).holder_identity == "intruder"
+
+
+async def test_renewal_failing_for_the_lease_duration_calls_on_lost(
+    make: Make, control_plane: ControlPlane, lease_name: str, api: k8s.ApiClient
+) -> None:
+    unreachable = api_client(str(control_plane.kubeconfig))
+    lost = asyncio.Event()
+    a = make("replica-a", leases=unreachable, on_lost=lost.set)
+    await asyncio.wait_for(a.acquire(), timeout=20)
+    a.start_renewing()
+    await asyncio.sleep(1)  # a renewal or two succeed
+
+    unreachable.configuration.host = f"https://127.0.0.1:{free_port()}"  # the API server is gone for a
+    cut_at = time.monotonic()
+    await asyncio.wait_for(lost.wait(), timeout=15)
+    assert time.monotonic() - cut_at >= 1.0  # not before the tenure of the last renewal ran out
+    assert "renewal" in (a.lost_reason or "")
+    assert not a.is_leader
+
+    b = make("replica-b")
+    await asyncio.wait_for(b.acquire(), timeout=20)  # the lease lapses and is taken over
+    assert (await read_lease(api, lease_name)).lease_transitions == 1
+
+
+class MeetAfterRead(k8s.CoordinationV1Api):
+    """Holds its first read at a barrier shared with another replica, so both decide on the same version.
+
+    Every status the server answers a write with is recorded, to show that the race went through the server.
+    """
+
+    def __init__(self, api: k8s.ApiClient, barrier: threading.Barrier, refusals: list[int]) -> None:
+        super().__init__(api)
+        self._barrier: threading.Barrier | None = barrier
+        self._refusals = refusals
+
+    def read_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_namespaced_lease(*args, **kwargs)
+        finally:
+            barrier, self._barrier = self._barrier, None
+            if barrier is not None:
+                barrier.wait(timeout=20)
+
+    def create_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recorded(super().create_namespaced_lease, *args, **kwargs)
+
+    def replace_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recorded(super().replace_namespaced_lease, *args, **kwargs)
+
+    def _recorded(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except ApiException as exc:
+            self._refusals.append(exc.status)
+            raise
+
+
+async def race(make: Make, api: k8s.ApiClient) -> tuple[list[LeaderElector], list[int]]:
+    """Two replicas read the same lease, then both write; the electors that won, and the refusals."""
+    barrier, refusals = threading.Barrier(2), list[int]()
+    a = make("replica-a", leases=MeetAfterRead(api, barrier, refusals))
+    b = make("replica-b", leases=MeetAfterRead(api, barrier, refusals))
+    won = await asyncio.gather(a.try_acquire(), b.try_acquire())
+    return [elector for elector, ok in zip((a, b), won, strict=True) if ok], refusals
+
+
+async def test_a_create_race_has_one_winner(make: Make, api: k8s.ApiClient, lease_name: str) -> None:
+    winners, refusals = await race(make, api)
+    assert len(winners) == 1
+    assert refusals == [409]  # the loser's create: AlreadyExists
+    spec = await read_lease(api, lease_name)
+    assert spec.holder_identity == winners[0].identity
+    assert spec.lease_transitions == 0
+
+
+async def test_a_take_over_race_has_one_winner(make: Make, api: k8s.ApiClient, lease_name: str) -> None:
+    long_ago = MicroTime.of(datetime.now(UTC) - timedelta(minutes=5))
+    expired = k8s.V1Lease(
+        metadata=k8s.V1ObjectMeta(name=lease_name, namespace=NAMESPACE),
+        spec=k8s.V1LeaseSpec(holder_identity="crashed", lease_duration_seconds=2, acquire_time=long_ago,
+                             renew_time=long_ago, lease_transitions=4),
+    )  # fmt: skip
+    await asyncio.to_thread(k8s.CoordinationV1Api(api).create_namespaced_lease, NAMESPACE, expired)
+
+    winners, refusals = await race(make, api)
+    assert len(winners) == 1
+    assert refusals == [409]  # the loser's replace: its resourceVersion was no longer current
+    spec = await read_lease(api, lease_name)
+    assert spec.holder_identity == winners[0].identity
+    assert spec.lease_transitions == 5  # one take-over, counted once
+
+
+async def test_context_manager_with_whole_second_timestamps(make: Make, api: k8s.ApiClient, lease_name: str) -> None:
+    """A renewTime whose fraction is zero must still reach the server with six digits (else it answers 400)."""
+
+    def whole_seconds() -> datetime:
+        return datetime.now(UTC).replace(microsecond=0)
+
+    async with asyncio.timeout(30), make("replica-a", clock=whole_seconds) as elector:
+        assert elector.is_leader
+        await asyncio.sleep(1.2)  # renewals with the same clock
+        assert elector.is_leader
+        spec = await read_lease(api, lease_name)
+        assert spec.holder_identity == elector.identity
+        assert spec.renew_time is not None and spec.renew_time.microsecond == 0
+    assert not elector.is_leader
+    assert (await read_lease(api, lease_name)).holder_identity == ""
+
+
+async def test_api_client_finds_the_cluster_through_kubeconfig(
+    control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    from_env = api_client()
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    explicit = api_client(str(control_plane.kubeconfig))  # the argument wins over the environment
+    for client in (from_env, explicit):
+        leases = await asyncio.to_thread(k8s.CoordinationV1Api(client).list_namespaced_lease, "kube-system")
+        assert leases.items is not None

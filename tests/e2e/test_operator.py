@@ -1,0 +1,214 @@
+"""Shared mode, part 1, on the real control plane: StorageClass + PVC -> Tcfs -> file system + Deployment."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
+from tests.conftest import CLOUD_ENV, Emulator, cloud_create, start_emulator
+from tests.e2e.conftest import EXAMPLES, Kube, wait_for
+
+NAMESPACE = "kube-system"
+GROUP, VERSION, PLURAL = "tcfsoperator.k8s.io", "v1alpha1", "tcfs"
+
+
+class Operator:
+    def __init__(self, root: Path, plane: ControlPlane, emulator: Emulator) -> None:
+        self.root, self.plane, self.emulator = root, plane, emulator
+        self.process = self.start()
+
+    def start(self) -> Process:
+        return spawn("operator", [
+            sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "operator",
+            f"--kubeconfig={self.plane.kubeconfig}",
+            f"--namespace={NAMESPACE}", "--install-crd", "--provisioner-image=cfs-csi:test", "--backend=tencent",
+            f"--cfs-endpoint={self.emulator.url}", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
+            "--cluster-id=cls-test", "--cloud-poll-interval=0.3", f"--state-dir={self.root}",
+        ], self.root, env=CLOUD_ENV)  # fmt: skip
+
+    def restart(self) -> None:
+        self.process.popen.send_signal(signal.SIGKILL)
+        self.process.popen.wait(10)
+        self.process = self.start()
+
+
+@pytest.fixture
+def shared(control_plane: ControlPlane, kube: Kube) -> Iterator[Operator]:
+    root = Path(tempfile.mkdtemp(prefix="cfs-op-"))
+    emulator = start_emulator(root, "--create-delay", "1")
+    operator = Operator(root, control_plane, emulator)
+    try:
+        yield operator
+    finally:
+        operator.process.stop()
+        print("--- operator log (tail) ---\n" + operator.process.tail(60))
+        emulator.stop()
+        for tcfs in kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
+            kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tcfs["metadata"]["name"])
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def share_class(name: str = "cfs-share", **params: str) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load((EXAMPLES / "storageclass-cfs-share.yaml").read_text())
+    body = copy.deepcopy(body)
+    body["metadata"]["name"] = name
+    body["provisioner"] = f"com.tencent.cloud.csi.tcfs.{name}"
+    body["parameters"].update(params)
+    return body
+
+
+def claim(name: str, storage_class: str, namespace: str = "default") -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load((EXAMPLES / "pvc-cfs-share-1.yaml").read_text())
+    body["metadata"] = {"name": name, "namespace": namespace}
+    body["spec"]["storageClassName"] = storage_class
+    return body
+
+
+def tcfs(kube: Kube, name: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = kube.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found
+
+
+def ready_tcfs(kube: Kube, name: str) -> dict[str, Any] | None:
+    found = tcfs(kube, name)
+    if found and any(c.get("type") == "Ready" and c.get("status") == "True"
+                     for c in (found.get("status") or {}).get("conditions", [])):  # fmt: skip
+        return found
+    return None
+
+
+def deployment(kube: Kube, name: str) -> Any:
+    try:
+        return kube.apps.read_namespaced_deployment(name, NAMESPACE)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def mount_target(emulator: Emulator, fs_id: str) -> tuple[str, str]:
+    [fs] = [fs for fs in emulator.file_systems() if fs["FileSystemId"] == fs_id]
+    return str(fs["IpAddress"]), str(fs["FSID"])
+
+
+def delete_class(kube: Kube, name: str, namespace: str = "default") -> None:
+    for pvc in kube.pvcs(namespace):
+        if pvc.spec.storage_class_name == name:
+            kube.core.delete_namespaced_persistent_volume_claim(pvc.metadata.name, namespace)
+    try:
+        kube.storage.delete_storage_class(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def test_seed_class_and_claim_give_a_ready_tcfs_and_its_deployment(kube: Kube, shared: Operator) -> None:
+    kube.create(share_class())
+    kube.create(claim("cfs-share-1", "cfs-share"))
+    try:
+        found = wait_for("Tcfs cfs-share ready", lambda: ready_tcfs(kube, "cfs-share"), timeout=90)
+        assert found["spec"] == {
+            "pgroupid": "pgroup-lrquouvl", "provisionername": "com.tencent.cloud.csi.tcfs.cfs-share",
+            "reclaimpolicy": "Retain", "storagetype": "SD", "subnetid": "subnet-rtwb42lu", "vpcid": "vpc-oilua6pt",
+            "zone": "ap-guangzhou-3", "vers": "3",
+        }  # fmt: skip
+        [fs] = shared.emulator.file_systems()
+        assert fs["FsName"] == "cls-test_sharedCFS-cfs-share"
+        status = found["status"]
+        server = (status["cfsserver"], status["cfsfilesystemid"])
+        assert server == mount_target(shared.emulator, str(fs["FileSystemId"]))
+        assert status["cfsid"] == fs["FileSystemId"]
+
+        dep = wait_for("the provisioner Deployment", lambda: deployment(kube, "com.tencent.cloud.csi.tcfs.cfs-share"))
+        container = dep.spec.template.spec.containers[0]
+        env = {e.name: e.value for e in container.env}
+        assert env["PROVISIONER_NAME"] == "com.tencent.cloud.csi.tcfs.cfs-share"
+        assert (env["NFS_SERVER"], env["NFS_PATH"]) == (status["cfsserver"], f"/{status['cfsfilesystemid']}/")
+        assert dep.spec.template.spec.volumes[0].nfs.server == status["cfsserver"]
+        assert container.volume_mounts[0].mount_path == "/persistentvolumes"
+        [owner] = dep.metadata.owner_references
+        assert (owner.kind, owner.uid) == ("Tcfs", found["metadata"]["uid"])
+
+        # Drift is repaired: a Deployment deleted by hand comes back.
+        kube.apps.delete_namespaced_deployment("com.tencent.cloud.csi.tcfs.cfs-share", NAMESPACE)
+        wait_for("the Deployment restored", lambda: deployment(kube, "com.tencent.cloud.csi.tcfs.cfs-share"),
+                 timeout=90)  # fmt: skip
+    finally:
+        delete_class(kube, "cfs-share")
+
+    # Deleting the class removes the Tcfs and (garbage collection) its Deployment; the file system stays.
+    wait_for("the Tcfs deleted", lambda: tcfs(kube, "cfs-share") is None, timeout=90)
+    wait_for("the Deployment deleted", lambda: deployment(kube, "com.tencent.cloud.csi.tcfs.cfs-share") is None,
+             timeout=90)  # fmt: skip
+    assert len(shared.emulator.file_systems()) == 1
+
+
+def test_from_exist_cfs_and_the_fixed_name_reuse_file_systems(kube: Kube, shared: Operator) -> None:
+    existing = cloud_create(shared.emulator, "made-by-hand")
+    named = cloud_create(shared.emulator, "cls-test_sharedCFS-cfs-named")
+    kube.create(share_class("cfs-exist", fromExistCfs=existing))
+    kube.create(share_class("cfs-named"))
+    kube.create(claim("exist-1", "cfs-exist"))
+    kube.create(claim("named-1", "cfs-named"))
+    try:
+        from_exist = wait_for("Tcfs cfs-exist ready", lambda: ready_tcfs(kube, "cfs-exist"), timeout=90)
+        by_name = wait_for("Tcfs cfs-named ready", lambda: ready_tcfs(kube, "cfs-named"), timeout=90)
+        assert from_exist["spec"]["fromExistCfs"] == existing and from_exist["status"]["cfsid"] == existing
+        assert by_name["status"]["cfsid"] == named
+        assert (by_name["status"]["cfsserver"], by_name["status"]["cfsfilesystemid"]) == mount_target(
+            shared.emulator, named
+        )
+        assert len(shared.emulator.file_systems()) == 2  # nothing new was created
+    finally:
+        delete_class(kube, "cfs-exist")
+        delete_class(kube, "cfs-named")
+
+
+def test_operator_restarted_mid_way_converges_without_duplicates(kube: Kube, shared: Operator) -> None:
+    shared.emulator.set_faults(create_delay=4.0)
+    kube.create(share_class("cfs-slow"))
+    kube.create(claim("slow-1", "cfs-slow"))
+    try:
+        wait_for("the file system being created", lambda: shared.emulator.file_systems(), timeout=60, interval=0.1)
+        shared.restart()
+        wait_for("Tcfs cfs-slow ready", lambda: ready_tcfs(kube, "cfs-slow"), timeout=120)
+        wait_for("the Deployment", lambda: deployment(kube, "com.tencent.cloud.csi.tcfs.cfs-slow"), timeout=60)
+        assert [fs["FsName"] for fs in shared.emulator.file_systems()] == ["cls-test_sharedCFS-cfs-slow"]
+    finally:
+        delete_class(kube, "cfs-slow")
+
+
+def test_an_invalid_shared_class_gets_a_warning_on_the_claim(kube: Kube, shared: Operator) -> None:
+    body = share_class("cfs-wrong", storagetype="XL")
+    kube.create(body)
+    kube.create(claim("wrong-1", "cfs-wrong"))
+    try:
+
+        def warning() -> str:
+            for event in kube.events_for("default", "wrong-1"):
+                if event.reason == "InvalidSharedStorageClass" and event.type == "Warning":
+                    return str(event.message)
+            return ""
+
+        message = wait_for("a Warning event on the claim", warning, timeout=60)
+        assert "storagetype" in message
+        assert tcfs(kube, "cfs-wrong") is None
+        assert shared.emulator.file_systems() == []
+    finally:
+        delete_class(kube, "cfs-wrong")

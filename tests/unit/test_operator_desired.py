@@ -1,0 +1,167 @@
+"""Shared mode's pure decisions: which classes are shared, the Tcfs they ask for, the Deployment a Tcfs needs."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from cfs_csi.operator.desired import (
+    SPEC_HASH,
+    Action,
+    ProvisionerTemplate,
+    SharedFileSystem,
+    deployment_action,
+    desired_deployment,
+    nfs_path,
+    ready_condition,
+    tcfs_object,
+)
+from cfs_csi.operator.shared import is_shared, parse_shared_class, shared_fs_name
+from cfs_csi.volume.errors import InvalidArgument
+
+SEED_SHARE = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {"name": "cfs-share", "uid": "uid-sc"},
+    "parameters": {
+        "pgroupid": "pgroup-lrquouvl", "storagetype": "SD", "subdir-share": "true", "vers": "3",
+        "subnetid": "subnet-rtwb42lu", "vpcid": "vpc-oilua6pt", "zone": "ap-guangzhou-3",
+    },
+    "provisioner": "com.tencent.cloud.csi.tcfs.cfs-share",
+    "reclaimPolicy": "Retain",
+    "volumeBindingMode": "Immediate",
+}  # fmt: skip
+
+
+def with_params(**params: str) -> dict[str, Any]:
+    body = copy.deepcopy(SEED_SHARE)
+    body["parameters"].update(params)
+    return body
+
+
+def test_the_seed_class_gives_the_seed_tcfs() -> None:
+    tcfs = tcfs_object(parse_shared_class(SEED_SHARE), "kube-system")
+    assert tcfs["metadata"]["name"] == "cfs-share" and tcfs["metadata"]["namespace"] == "kube-system"
+    assert tcfs["spec"] == {
+        "pgroupid": "pgroup-lrquouvl", "provisionername": "com.tencent.cloud.csi.tcfs.cfs-share",
+        "reclaimpolicy": "Retain", "storagetype": "SD", "subnetid": "subnet-rtwb42lu", "vpcid": "vpc-oilua6pt",
+        "zone": "ap-guangzhou-3", "vers": "3",
+    }  # fmt: skip
+    [owner] = tcfs["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("StorageClass", "cfs-share", "uid-sc")
+
+
+SHARED = [
+    ("seed", SEED_SHARE["parameters"], True),
+    ("case-insensitive value", {"subdir-share": "TRUE"}, True),
+    ("false", {"subdir-share": "false"}, False),
+    ("absent", {"vpcid": "vpc-a"}, False),
+    ("none", None, False),
+]
+
+
+@pytest.mark.parametrize(("case", "params", "expected"), SHARED, ids=[c[0] for c in SHARED])
+def test_is_shared(case: str, params: dict[str, str] | None, expected: bool) -> None:
+    assert is_shared(params) is expected
+
+
+INVALID = [
+    ("wrong provisioner", {**SEED_SHARE, "provisioner": "com.tencent.cloud.csi.cfs"}, "needs provisioner"),
+    ("provisioner of another class", {**SEED_SHARE, "provisioner": "com.tencent.cloud.csi.tcfs.other"},
+     "com.tencent.cloud.csi.tcfs.cfs-share"),
+    ("unknown key", with_params(subnet="x"), "'subnet'"),
+    ("bad storage type", with_params(storagetype="XL"), "storagetype"),
+    ("bad onDelete", with_params(onDelete="archive"), "onDelete"),
+    ("bad archiveOnDelete", with_params(archiveOnDelete="yes"), "archiveOnDelete"),
+    ("bad fromExistCfs", with_params(fromExistCfs="abc"), "fromExistCfs"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "body", "needle"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_shared_classes(case: str, body: dict[str, Any], needle: str) -> None:
+    with pytest.raises(InvalidArgument, match=needle):
+        parse_shared_class(body)
+
+
+def test_provisioner_parameters_are_not_cloud_parameters() -> None:
+    shared = parse_shared_class(with_params(pathPattern="${.PVC.namespace}", onDelete="retain", fromExistCfs="cfs-1"))
+    assert shared.tcfs_spec()["fromExistCfs"] == "cfs-1"
+    assert shared_fs_name("cfs-share") == "sharedCFS-cfs-share"
+
+
+TCFS = {
+    "metadata": {"name": "cfs-share", "namespace": "kube-system", "uid": "uid-tcfs"},
+    "spec": {"provisionername": "com.tencent.cloud.csi.tcfs.cfs-share", "vers": "3"},
+}
+FS = SharedFileSystem("10.0.33.130", "wmyio3c8", "cfs-abc")
+TEMPLATE = ProvisionerTemplate(image="cfs-csi:1.0")
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_desired_deployment() -> None:
+    deployment = desired_deployment(TCFS, FS, TEMPLATE)
+    assert deployment["metadata"]["name"] == "com.tencent.cloud.csi.tcfs.cfs-share"
+    assert deployment["metadata"]["namespace"] == "kube-system"
+    env = env_of(deployment)
+    assert (env["PROVISIONER_NAME"], env["NFS_SERVER"], env["NFS_PATH"]) == (
+        "com.tencent.cloud.csi.tcfs.cfs-share",
+        "10.0.33.130",
+        "/wmyio3c8/",
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "cfs-share", "nfs": {"server": "10.0.33.130", "path": "/wmyio3c8/"}}]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "cfs-share", "mountPath": "/persistentvolumes"}]
+    assert "--leader-elect" in pod["containers"][0]["command"]
+    assert pod["serviceAccountName"] == "cfs-csi-subdir-provisioner"
+    [owner] = deployment["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("Tcfs", "uid-tcfs", True)
+
+
+@pytest.mark.parametrize(("vers", "path"), [("3", "/wmyio3c8/"), ("4", "/"), (None, "/wmyio3c8/")])
+def test_nfs_path(vers: str | None, path: str) -> None:
+    assert nfs_path({"vers": vers} if vers else {}, "wmyio3c8") == path
+
+
+def stamped(deployment: dict[str, Any], value: str) -> dict[str, Any]:
+    copy_ = copy.deepcopy(deployment)
+    copy_["metadata"]["annotations"][SPEC_HASH] = value
+    return copy_
+
+
+DESIRED = desired_deployment(TCFS, FS, TEMPLATE)
+ACTIONS = [
+    ("nothing exists", None, DESIRED, Action.CREATE),
+    ("up to date", DESIRED, DESIRED, Action.NONE),
+    ("server defaults do not matter", {**DESIRED, "status": {"replicas": 1}}, DESIRED, Action.NONE),
+    ("spec changed", stamped(DESIRED, "old"), DESIRED, Action.UPDATE),
+    ("not stamped by us", {"metadata": {"name": "x"}}, DESIRED, Action.UPDATE),
+    ("no longer wanted", DESIRED, None, Action.DELETE),
+    ("nothing either way", None, None, Action.NONE),
+]
+
+
+@pytest.mark.parametrize(("case", "existing", "desired", "action"), ACTIONS, ids=[c[0] for c in ACTIONS])
+def test_deployment_action(case: str, existing: Any, desired: Any, action: Action) -> None:
+    assert deployment_action(existing, desired) is action
+
+
+def test_a_new_image_or_server_changes_the_hash() -> None:
+    base = DESIRED["metadata"]["annotations"][SPEC_HASH]
+    other_image = desired_deployment(TCFS, FS, ProvisionerTemplate(image="cfs-csi:1.1"))
+    other_server = desired_deployment(TCFS, SharedFileSystem("10.0.33.131", "wmyio3c8"), TEMPLATE)
+    assert base != other_image["metadata"]["annotations"][SPEC_HASH]
+    assert base != other_server["metadata"]["annotations"][SPEC_HASH]
+
+
+def test_ready_condition_keeps_its_transition_time() -> None:
+    first = ready_condition(False, "Creating", "wait", "t1", None)
+    again = ready_condition(False, "Creating", "still", "t2", first)
+    ready = ready_condition(True, "FileSystemReady", "ok", "t3", again)
+    assert again[0]["lastTransitionTime"] == "t1"
+    assert ready[0]["lastTransitionTime"] == "t3" and ready[0]["status"] == "True"
