@@ -165,3 +165,12 @@ def test_ready_condition_keeps_its_transition_time() -> None:
     ready = ready_condition(True, "FileSystemReady", "ok", "t3", again)
     assert again[0]["lastTransitionTime"] == "t1"
     assert ready[0]["lastTransitionTime"] == "t3" and ready[0]["status"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("base", "retry", "expected"), [(5, 0, 5), (5, 1, 10), (5, 3, 40), (15, 10, 300), (60, 50, 300)]
+)
+def test_backoff(base: int, retry: int, expected: int) -> None:
+    from cfs_csi.operator.tcfs import backoff
+
+    assert backoff(base, retry) == expected

@@ -46,8 +46,8 @@ _WAIT_CONFIG = 60
 @kopf.on.resume(*_RESOURCE)
 @kopf.on.create(*_RESOURCE)
 @kopf.on.update(*_RESOURCE)
-async def tcfs_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await reconcile(body, memo["context"])
+async def tcfs_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    await reconcile(body, memo["context"], retry)
 
 
 @kopf.timer(*_RESOURCE, interval=30.0, initial_delay=30.0)
@@ -56,7 +56,12 @@ async def tcfs_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await reconcile(body, memo["context"])
 
 
-async def reconcile(body: kopf.Body, context: OperatorContext) -> None:
+def backoff(base: int, retry: int, cap: int = 300) -> int:
+    """Exponential backoff over kopf's retry count, capped: a long outage is polled every few minutes."""
+    return int(min(cap, base * 2 ** min(retry, 10)))
+
+
+async def reconcile(body: kopf.Body, context: OperatorContext, retry: int = 0) -> None:
     tcfs = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {}),
             "status": dict(body.get("status") or {})}  # fmt: skip
     name = tcfs["metadata"]["name"]
@@ -67,11 +72,11 @@ async def reconcile(body: kopf.Body, context: OperatorContext) -> None:
         await _set_status(context, tcfs, None, ready=False, reason="FileSystemMissing", message=str(missing))
         kopf.warn(body, reason="FileSystemMissing", message=str(missing))
         fs = None
-    except _Retry as retry:
-        await _set_status(context, tcfs, None, ready=False, reason=retry.reason, message=retry.message)
-        if retry.warn:
-            kopf.warn(body, reason=retry.reason, message=retry.message)
-        raise kopf.TemporaryError(retry.message, delay=retry.delay) from None
+    except _Retry as problem:
+        await _set_status(context, tcfs, None, ready=False, reason=problem.reason, message=problem.message)
+        if problem.warn:
+            kopf.warn(body, reason=problem.reason, message=problem.message)
+        raise kopf.TemporaryError(problem.message, delay=backoff(problem.delay, retry)) from None
     if fs is not None:
         await _set_status(context, tcfs, fs, ready=True, reason="FileSystemReady",
                           message=f"{fs.server}:/{fs.fsid}/ ({fs.cloud_id or 'id unknown'})")  # fmt: skip
