@@ -85,11 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     from cfs_csi.devcluster.cli import add_dev_cluster_parser
     from cfs_csi.emulator.cli import add_emulator_parser
     from cfs_csi.operator.cli import add_operator_parser
+    from cfs_csi.provisioner.main import add_provisioner_parser
 
     add_client_parser(sub)
     add_emulator_parser(sub)
     add_dev_cluster_parser(sub)
     add_operator_parser(sub)
+    add_provisioner_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

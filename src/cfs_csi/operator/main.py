@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from cfs_csi.cloud.factory import backend_from_arguments
+from cfs_csi.kube.kopfrun import configure_kopf
 from cfs_csi.operator.context import OperatorContext
 from cfs_csi.operator.desired import ProvisionerTemplate
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                                      replicas=args.provisioner_replicas),
         api=api,
     )  # fmt: skip
-    _configure_kopf()
+    configure_kopf(server_timeout=300)
     asyncio.run(_operate(context, args.leader_elect))
     return 0
 
@@ -74,39 +75,7 @@ def install_crd(api: Any) -> None:
 
 
 async def _operate(context: OperatorContext, leader_elect: bool) -> None:
-    import kopf
-
-    from cfs_csi.kube.lease import LeaderElector
+    from cfs_csi.kube.kopfrun import run_as_leader
     from cfs_csi.operator import storageclass, tcfs  # noqa: F401 - registers the handlers
 
-    stop = asyncio.Event()
-    elector = None
-    if leader_elect:
-        elector = LeaderElector(context.api, "cfs-csi-operator", context.namespace, on_lost=stop.set)
-        log.info("waiting to lead (Lease %s/cfs-csi-operator)", context.namespace)
-        await elector.acquire()
-        log.info("leading as %s", elector.identity)
-        elector.start_renewing()
-    try:
-        await kopf.operator(clusterwide=True, standalone=True, memo=kopf.Memo(context=context), stop_flag=stop)
-    finally:
-        if elector is not None:
-            await elector.release()
-    if elector is not None and elector.lost:
-        raise RuntimeError("lost the operator Lease; exiting so that a restart waits for it again")
-
-
-def _configure_kopf() -> None:
-    import kopf
-
-    @kopf.on.startup()
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Handler progress in annotations, so that the Tcfs status holds only what the CRD documents.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cfs-csi.tencent.com")
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="cfs-csi.tencent.com")
-        settings.posting.level = logging.INFO
-        settings.watching.server_timeout = 300
-
-    @kopf.on.login()
-    def login(**kwargs: Any) -> Any:
-        return kopf.login_via_client(**kwargs)
+    await run_as_leader(context.api, "cfs-csi-operator", context.namespace, {"context": context}, leader_elect)
