@@ -10,7 +10,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def configure_kopf(server_timeout: float = 60.0) -> None:
+def configure_kopf(server_timeout: int = 60) -> None:
     """Register kopf's start-up settings and login (once per process, before :func:`run_as_leader`).
 
     A short watch timeout makes kopf re-list regularly, which re-delivers every object to event handlers:
@@ -23,7 +23,7 @@ def configure_kopf(server_timeout: float = 60.0) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cfs-csi.tencent.com")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="cfs-csi.tencent.com")
         settings.posting.level = logging.INFO
-        settings.watching.server_timeout = server_timeout
+        settings.watching.server_timeout = int(server_timeout)  # the API wants whole seconds
         settings.watching.client_timeout = server_timeout + 30
 
     @kopf.on.login()
