@@ -26,10 +26,14 @@ from tests.e2e.test_operator import NAMESPACE, Operator, claim, delete_class, de
 class Share:
     """One shared StorageClass with its Tcfs, file system and running provisioner(s)."""
 
-    def __init__(self, kube: Kube, operator: Operator, root: Path, name: str, **params: str) -> None:
+    def __init__(
+        self, kube: Kube, operator: Operator, root: Path, name: str, reclaim: str = "Retain", **params: str
+    ) -> None:
         self.kube, self.name, self.root = kube, name, root
         self.provisioner_name = f"com.tencent.cloud.csi.tcfs.{name}"
-        kube.create(share_class(name, **params))
+        body = share_class(name, **params)
+        body["reclaimPolicy"] = reclaim
+        kube.create(body)
         kube.create(claim(f"{name}-trigger", name, "default"))  # a claim makes the operator prepare the class
         self.tcfs = wait_for(f"Tcfs {name}", lambda: ready_tcfs(kube, name), timeout=120)
         dep = wait_for("its Deployment", lambda: deployment(kube, self.provisioner_name), timeout=60)
@@ -143,7 +147,7 @@ def _bound(kube: Kube, namespace: str, name: str) -> Any:
 def test_two_hundred_claims_at_once(
     kube: Kube, operator: Operator, control_plane: ControlPlane, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    share = Share(kube, operator, operator.root, "cfs-many", onDelete="delete")
+    share = Share(kube, operator, operator.root, "cfs-many", reclaim="Delete", onDelete="delete")
     share.start_provisioner(control_plane.kubeconfig)
     namespace = kube.namespace("many")
     try:
@@ -174,15 +178,12 @@ def test_two_hundred_claims_at_once(
 def test_delete_leaves_the_share_as_specified(
     kube: Kube, operator: Operator, control_plane: ControlPlane, params: dict[str, str], expect: str
 ) -> None:
-    body = share_class("cfs-del", **params)
-    body["reclaimPolicy"] = "Delete"
-    kube.create(body)
-    kube.create(claim("cfs-del-trigger", "cfs-del"))
-    share = _adopt(kube, operator, "cfs-del")
+    name = f"cfs-del-{expect}-{'-'.join(params).lower()}"  # one class, namespace and Tcfs per case
+    share = Share(kube, operator, operator.root, name, reclaim="Delete", **params)
     share.start_provisioner(control_plane.kubeconfig)
-    namespace = kube.namespace("deletes")
+    namespace = kube.namespace(name)
     try:
-        kube.create(claim("victim", "cfs-del", namespace))
+        kube.create(claim("victim", name, namespace))
         pvc = wait_for("victim bound", lambda: _bound(kube, namespace, "victim"), timeout=90)
         directory = f"{namespace}-victim-{pvc.spec.volume_name}"
         (share.mount / directory / "data.txt").write_text("precious")
