@@ -94,10 +94,15 @@ def driver(mount_root: Path) -> Iterator[Driver]:
     try:
         yield running
     finally:
-        try:
-            running.stop(timeout=15)
-        except subprocess.TimeoutExpired:
-            running.stop(signal.SIGKILL)
+        stop_gracefully(running)
+
+
+def stop_gracefully(driver: Driver) -> None:
+    """SIGTERM (the plugin drains), then SIGKILL if it does not exit in time."""
+    try:
+        driver.stop(timeout=15)
+    except subprocess.TimeoutExpired:
+        driver.stop(signal.SIGKILL)
 
 
 def fake_command(directory: Path, name: str, script: str) -> Path:
@@ -192,10 +197,7 @@ def tencent_driver(mount_root: Path, emulator: Emulator) -> Iterator[Driver]:
     try:
         yield running
     finally:
-        try:
-            running.stop(timeout=15)
-        except subprocess.TimeoutExpired:
-            running.stop(signal.SIGKILL)
+        stop_gracefully(running)
 
 
 def cloud_create(emulator: Emulator, fs_name: str, wait: bool = True) -> str:

@@ -140,6 +140,14 @@ class Supervised:
         self.process.stop()
 
 
+def pv_gone(kube: Kube, name: str) -> bool:
+    try:
+        kube.core.read_persistent_volume(name)
+    except ApiException as exc:
+        return exc.status == 404
+    return False
+
+
 @dataclass
 class Dedicated:
     """The controller pod of dedicated mode: our controller + the upstream csi-provisioner, sharing a socket."""

@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.conftest import EXAMPLES, Dedicated, Kube, wait_for
+from tests.e2e.conftest import EXAMPLES, Dedicated, Kube, pv_gone, wait_for
 
 DRIVER = "com.tencent.cloud.csi.cfs"
 
@@ -45,14 +45,6 @@ def pvc_body(name: str, namespace: str, storage_class: str = "cfs-normal") -> di
 def bound(kube: Kube, namespace: str, name: str) -> k8s.V1PersistentVolumeClaim | None:
     pvc = kube.core.read_namespaced_persistent_volume_claim(name, namespace)
     return pvc if pvc.status.phase == "Bound" else None
-
-
-def pv_gone(kube: Kube, name: str) -> bool:
-    try:
-        kube.core.read_persistent_volume(name)
-    except ApiException as exc:
-        return exc.status == 404
-    return False
 
 
 def cleanup(kube: Kube, namespace: str, dedicated: Dedicated) -> None:

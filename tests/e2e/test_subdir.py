@@ -19,7 +19,7 @@ from cfs_csi.client import CsiClient
 from cfs_csi.csi import csi_pb2
 from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
 from tests.conftest import start_driver, start_emulator
-from tests.e2e.conftest import Kube, wait_for
+from tests.e2e.conftest import Kube, pv_gone, wait_for
 from tests.e2e.test_operator import NAMESPACE, Operator, claim, delete_class, deployment, ready_tcfs, share_class
 
 
@@ -79,14 +79,6 @@ def operator(control_plane: ControlPlane, kube: Kube) -> Iterator[Operator]:
 def bound_claims(kube: Kube, namespace: str) -> bool:
     claims = kube.pvcs(namespace)
     return bool(claims) and all(c.status.phase == "Bound" for c in claims)
-
-
-def pv_gone(kube: Kube, name: str) -> bool:
-    try:
-        kube.core.read_persistent_volume(name)
-    except ApiException as exc:
-        return exc.status == 404
-    return False
 
 
 def test_seed_claim_binds_and_the_node_plugin_mounts_it(

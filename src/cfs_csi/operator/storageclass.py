@@ -15,6 +15,7 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from cfs_csi.kube.objects import read_or_none
 from cfs_csi.operator.context import OperatorContext
 from cfs_csi.operator.desired import tcfs_object
 from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION, is_shared, parse_shared_class
@@ -49,13 +50,9 @@ async def claim_seen(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 async def _storage_class(context: OperatorContext, name: str) -> dict[str, Any] | None:
-    api = k8s.StorageV1Api(context.api)
-    try:
-        found = await asyncio.to_thread(api.read_storage_class, name)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    found = await read_or_none(k8s.StorageV1Api(context.api).read_storage_class, name)
+    if found is None:
+        return None
     result: dict[str, Any] = context.api.sanitize_for_serialization(found)
     return result
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import kopf
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from cfs_csi.cloud.base import FileSystemSpec
 from cfs_csi.cloud.errors import CloudError, ErrorKind
+from cfs_csi.kube.objects import read_or_none
 from cfs_csi.operator.context import OperatorContext
 from cfs_csi.operator.desired import (
     Action,
@@ -180,12 +180,8 @@ async def _set_status(
 
 
 async def _read_deployment(context: OperatorContext, name: str) -> dict[str, Any] | None:
-    apps = k8s.AppsV1Api(context.api)
-    try:
-        found = await asyncio.to_thread(apps.read_namespaced_deployment, name, context.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    found = await read_or_none(k8s.AppsV1Api(context.api).read_namespaced_deployment, name, context.namespace)
+    if found is None:
+        return None
     result: dict[str, Any] = context.api.sanitize_for_serialization(found)
     return result

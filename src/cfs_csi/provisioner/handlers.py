@@ -20,6 +20,7 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from cfs_csi.kube.objects import read_or_none
 from cfs_csi.provisioner.paths import DeleteAction, archive_name, contained, delete_action, directory_for
 from cfs_csi.provisioner.volumes import Share, persistent_volume, pv_name, released_ours, unsupported, wants_us
 from cfs_csi.volume.errors import InvalidArgument
@@ -68,7 +69,7 @@ async def provision(body: kopf.Body, claim: dict[str, Any], storage_class: dict[
                     context: ProvisionerContext) -> None:  # fmt: skip
     core = k8s.CoreV1Api(context.api)
     volume = pv_name(claim)
-    if await _exists(core.read_persistent_volume, volume):
+    if await read_or_none(core.read_persistent_volume, volume) is not None:
         return
     where = f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"
     problem = unsupported(claim)
@@ -147,16 +148,6 @@ def _reclaim_directory(root: Path, relative: str, target: Path, action: DeleteAc
 def _make_directory(target: Path, mode: int) -> None:
     target.mkdir(parents=True, exist_ok=True)
     target.chmod(mode)  # mkdir's mode is masked by the umask; the class's mode is what was asked for
-
-
-async def _exists(read: Any, name: str) -> bool:
-    try:
-        await asyncio.to_thread(read, name)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
