@@ -142,18 +142,15 @@ def _tags(fs: FileSystem) -> list[dict[str, object]]:
     return [{"TagKey": t.key, "TagValue": t.value} for t in fs.tags]
 
 
+#: The fields of ``FileSystemInfo`` that ``CreateCfsFileSystemResponse`` repeats.
+_CREATE_FIELDS = ("CreationTime", "CreationToken", "FileSystemId", "LifeCycleState", "SizeByte", "ZoneId", "FsName",
+                  "Encrypted")  # fmt: skip
+
+
 def create_response(fs: FileSystem) -> dict[str, object]:
     """``CreateCfsFileSystemResponse`` without ``RequestId``."""
-    return {
-        "CreationTime": api_time(fs.created_at),
-        "CreationToken": fs.name,
-        "FileSystemId": fs.id,
-        "LifeCycleState": fs.state,
-        "SizeByte": 0,
-        "ZoneId": zone_id(fs.zone),
-        "FsName": fs.name,
-        "Encrypted": fs.encrypted,
-    }
+    info = file_system_info(fs)
+    return {key: info[key] for key in _CREATE_FIELDS}
 
 
 def file_system_info(fs: FileSystem) -> dict[str, object]:

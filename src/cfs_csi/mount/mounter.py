@@ -13,7 +13,7 @@ from typing import Protocol
 
 from cfs_csi.mount import runner
 from cfs_csi.mount.errors import MountError, MountErrorKind
-from cfs_csi.mount.mountinfo import MountEntry, MountTable, read_mount_table
+from cfs_csi.mount.mountinfo import MountEntry, MountTable
 from cfs_csi.volume.exports import ExportRoot
 from cfs_csi.volume.nfs import NfsMount
 
@@ -76,8 +76,3 @@ class BindMounter:
 async def unmount(target: str, timeout: float) -> None:
     """Unmount ``target``; not being mounted is not an error for the caller to see (checked before)."""
     await runner.run(["umount", target], timeout)
-
-
-def mount_at(target: str) -> MountEntry | None:
-    """The mount at ``target``, read from the mount table (never by touching the target)."""
-    return read_mount_table().at(target)

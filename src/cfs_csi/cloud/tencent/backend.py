@@ -205,28 +205,21 @@ class TencentFileStorage:
                 return infos
 
     async def _describe_one(self, fs_id: str) -> dict[str, Any] | None:
-        try:
-            page = await self._call("DescribeCfsFileSystems", {"FileSystemId": fs_id})
-        except _ApiError as exc:
-            if exc.code in _GONE_CODES:
-                return None
-            raise exc.cloud_error() from None
-        for info in page.get("FileSystems") or []:
-            if info.get("FileSystemId") == fs_id:
-                return dict(info)
-        return None
+        page = await self._call_unless_gone("DescribeCfsFileSystems", {"FileSystemId": fs_id})
+        return next((dict(i) for i in (page or {}).get("FileSystems") or [] if i.get("FileSystemId") == fs_id), None)
 
     async def _mount_target(self, fs_id: str) -> dict[str, Any] | None:
+        response = await self._call_unless_gone("DescribeMountTargets", {"FileSystemId": fs_id})
+        return next((dict(t) for t in (response or {}).get("MountTargets") or [] if t.get("IpAddress")), None)
+
+    async def _call_unless_gone(self, action: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The answer, or ``None`` when the cloud says the file system does not exist."""
         try:
-            response = await self._call("DescribeMountTargets", {"FileSystemId": fs_id})
+            return await self._call(action, params)
         except _ApiError as exc:
             if exc.code in _GONE_CODES:
                 return None
             raise exc.cloud_error() from None
-        for target in response.get("MountTargets") or []:
-            if target.get("IpAddress"):
-                return dict(target)
-        return None
 
     async def _to_file_system(self, info: dict[str, Any], requested: VolumeParameters | None) -> FileSystem:
         fs_id = str(info["FileSystemId"])
