@@ -39,6 +39,14 @@ def go_tools() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def helm() -> Path:
+    try:
+        return tools.ensure(["helm"])["helm"]
+    except tools.BuildError as exc:
+        pytest.skip(f"helm could not be built: {exc}")
+
+
+@pytest.fixture(scope="session")
 def control_plane(go_tools: dict[str, Path]) -> Iterator[ControlPlane]:
     root = Path(tempfile.mkdtemp(prefix="cfs-csi-e2e-"))
     plane = cluster.start(root, go_tools, remove_root=True)

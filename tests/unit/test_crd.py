@@ -1,7 +1,8 @@
-"""The CRD the operator installs is the one shipped in deploy/, and names the seed's fields."""
+"""The CRD the operator installs is the one the Helm chart ships, and names the seed's fields."""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
@@ -11,8 +12,10 @@ from cfs_csi.operator.main import crd_manifest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_packaged_crd_equals_deploy_copy() -> None:
-    assert crd_manifest() == yaml.safe_load((REPO / "deploy" / "crds" / "tcfs.tcfsoperator.k8s.io.yaml").read_text())
+def test_packaged_crd_equals_the_charts_copy() -> None:
+    chart_copy = REPO / "deploy" / "helm" / "cfs-csi" / "files" / "tcfs-crd.yaml"
+    assert (files("cfs_csi.operator") / "tcfs-crd.yaml").read_text() == chart_copy.read_text()
+    assert crd_manifest() == yaml.safe_load(chart_copy.read_text())
 
 
 def test_crd_has_the_seed_fields() -> None:

@@ -62,6 +62,7 @@ TOOLS = {
             "k8s.io/kubernetes/cmd/kube-controller-manager",
             staging_version,
         ),
+        Tool("helm", "helm.sh/helm/v3", "v3.22.0", "helm.sh/helm/v3/cmd/helm"),
     )
 }
 

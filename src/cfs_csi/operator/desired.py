@@ -88,7 +88,9 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
             "env": env,
             "volumeMounts": [{"name": "cfs-share", "mountPath": SHARE_MOUNT}],
             "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-            "securityContext": {"allowPrivilegeEscalation": False},
+            # Root: it creates, renames and removes directories in the share's root, which root owns; the
+            # image's default user is unprivileged.
+            "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": False},
         }],
         "volumes": [{"name": "cfs-share", "nfs": {"server": fs.server, "path": path}}],
     }  # fmt: skip

@@ -27,7 +27,7 @@ CRD_NAME = "tcfs.tcfsoperator.k8s.io"
 
 
 def crd_manifest() -> dict[str, Any]:
-    """The Tcfs CRD shipped with the package (identical to deploy/crds/, which a test checks)."""
+    """The Tcfs CRD shipped with the package (identical to the Helm chart's files/tcfs-crd.yaml, which a test checks)."""
     text = resources.files("cfs_csi.operator").joinpath("tcfs-crd.yaml").read_text()
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded

@@ -1,0 +1,251 @@
+"""The Helm chart, rendered by the real helm for the Kubernetes releases the seed's deployment spans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cfs_csi.devcluster import helm as chart
+from tests.e2e.conftest import EXAMPLES
+
+CURRENT = "1.37.2"
+COMMON = {
+    ("v1", "ServiceAccount", "cfs-csi-controller"),
+    ("v1", "ServiceAccount", "cfs-csi-node"),
+    ("v1", "ServiceAccount", "cfs-csi-subdir-provisioner"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "cfs-csi-controller"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "cfs-csi-controller"),
+    ("rbac.authorization.k8s.io/v1", "Role", "cfs-csi-controller"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", "cfs-csi-controller"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "cfs-csi-subdir-provisioner"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "cfs-csi-subdir-provisioner"),
+    ("rbac.authorization.k8s.io/v1", "Role", "cfs-csi-subdir-provisioner"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", "cfs-csi-subdir-provisioner"),
+    ("apps/v1", "Deployment", "csi-provisioner-cfsplugin"),
+    ("apps/v1", "DaemonSet", "csi-nodeplugin-cfsplugin"),
+}
+ATTACHER = {
+    ("v1", "ServiceAccount", "cfs-csi-attacher"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "cfs-csi-attacher"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "cfs-csi-attacher"),
+    ("apps/v1", "Deployment", "csi-attacher-cfsplugin"),
+}
+CRD_V1BETA1 = ("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition", "tcfs.tcfsoperator.k8s.io")
+CRD_V1 = ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "tcfs.tcfsoperator.k8s.io")
+DRIVER = "com.tencent.cloud.csi.cfs"
+
+# Kubernetes release -> (objects beyond COMMON, csi-provisioner image tag, CSIDriver spec or None)
+RELEASES: dict[str, tuple[set[tuple[str, str, str]], str, dict[str, Any] | None]] = {
+    "1.13.0": (ATTACHER | {CRD_V1BETA1}, "v1.6.0", None),
+    "1.16.0": (
+        {CRD_V1, ("storage.k8s.io/v1beta1", "CSIDriver", DRIVER)},
+        "v1.6.0",
+        {"attachRequired": False, "podInfoOnMount": False, "volumeLifecycleModes": ["Persistent"]},
+    ),
+    "1.20.0": ({CRD_V1, ("storage.k8s.io/v1", "CSIDriver", DRIVER)}, "v6.4.0", None),  # None: the seed's spec
+    CURRENT: ({CRD_V1, ("storage.k8s.io/v1", "CSIDriver", DRIVER)}, "v6.4.0", None),
+}
+
+
+def render(helm: Path, kube: str | None = CURRENT, **values: str) -> list[dict[str, Any]]:
+    return chart.objects(chart.template(helm, kube, {k.replace("__", "."): v for k, v in values.items()}))
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def pod(owner: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = owner["spec"]["template"]["spec"]
+    return spec
+
+
+def container(owner: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [c for c in pod(owner)["containers"] if c["name"] == name]
+    return found
+
+
+def seed_csidriver_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load((EXAMPLES / "csidriver.yaml").read_text())["spec"]
+    return spec
+
+
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_each_release_gets_its_objects_api_versions_and_sidecars(helm: Path, release: str) -> None:
+    extra, provisioner_tag, driver_spec = RELEASES[release]
+    objects = render(helm, release)
+    assert {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects} == COMMON | extra
+    controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    assert container(controller, "csi-provisioner")["image"].endswith(f"/csi-provisioner:{provisioner_tag}")
+    drivers = [o for o in objects if o["kind"] == "CSIDriver"]
+    if drivers:
+        assert drivers[0]["spec"] == (driver_spec or seed_csidriver_spec())
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CSIDriver"}
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in cluster_scoped} == {"kube-system"}
+
+
+def test_current_csidriver_is_the_seeds_object(helm: Path) -> None:
+    driver = one(render(helm), "CSIDriver", DRIVER)
+    seed = yaml.safe_load((EXAMPLES / "csidriver.yaml").read_text())
+    assert (driver["apiVersion"], driver["spec"]) == (seed["apiVersion"], seed["spec"])
+    assert driver["spec"] == {
+        "attachRequired": False, "fsGroupPolicy": "File", "podInfoOnMount": False, "requiresRepublish": False,
+        "storageCapacity": False, "volumeLifecycleModes": ["Persistent"],
+    }  # fmt: skip
+    assert one(render(helm, csiDriver__fsGroupPolicy="None"), "CSIDriver", DRIVER)["spec"]["fsGroupPolicy"] == "None"
+
+
+def test_the_old_crd_serves_the_same_resource(helm: Path) -> None:
+    old = one(render(helm, "1.13.0"), "CustomResourceDefinition", "tcfs.tcfsoperator.k8s.io")["spec"]
+    new = one(render(helm), "CustomResourceDefinition", "tcfs.tcfsoperator.k8s.io")["spec"]
+    assert (old["group"], old["names"], old["scope"]) == (new["group"], new["names"], new["scope"])
+    [version] = new["versions"]
+    assert old["version"] == version["name"] and old["subresources"] == version["subresources"]
+    new_spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    old_spec = old["validation"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert set(old_spec) == set(new_spec)
+    for name, field in old_spec.items():
+        assert field.get("enum") == new_spec[name].get("enum"), name
+
+
+def test_manifests_are_the_default_render(helm: Path) -> None:
+    assert chart.MANIFEST.read_text() == chart.manifest(helm), "run python scripts/render_manifests.py"
+    assert chart.objects(chart.MANIFEST.read_text()) == render(helm, None)
+
+
+def test_examples_are_the_seeds_objects(helm: Path) -> None:
+    kinds = {"StorageClass", "PersistentVolumeClaim"}
+    rendered = [o for o in render(helm, examples__enabled="true") if o["kind"] in kinds]
+    files = ["storageclass-cfs-normal", "storageclass-cfs-share", "pvc-cfs-normal", "pvc-cfs-share-1"]
+    assert rendered == [yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text()) for name in files]
+    assert not [o for o in render(helm) if o["kind"] in kinds]
+
+
+def test_controller_pod(helm: Path) -> None:
+    controller = one(render(helm), "Deployment", "csi-provisioner-cfsplugin")
+    spec = pod(controller)
+    assert [c["name"] for c in spec["containers"]] == ["csi-provisioner", "csi-cfs", "tcfs-operator", "liveness-probe"]
+    assert spec["serviceAccountName"] == "cfs-csi-controller"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    for c in spec["containers"]:
+        assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}}  # fmt: skip
+    sidecar = container(controller, "csi-provisioner")["args"]
+    assert "--csi-address=/csi/csi.sock" in sidecar and "--timeout=120s" in sidecar
+    assert not [a for a in sidecar if "leader-election" in a]  # one replica: nothing to elect
+    plugin = container(controller, "csi-cfs")["args"]
+    assert plugin[:3] == ["serve", "--component=controller", "--endpoint=unix:///csi/csi.sock"]
+    assert "--backend=tencent" in plugin
+    assert container(controller, "csi-cfs")["livenessProbe"]["httpGet"]["port"] == "healthz"
+    assert "--health-port=9808" in container(controller, "liveness-probe")["args"]
+    operator = container(controller, "tcfs-operator")["args"]
+    assert operator[0] == "operator" and "--provisioner-image=cfs-csi:0.1.0" in operator
+    assert "--provisioner-service-account=cfs-csi-subdir-provisioner" in operator
+    sockets = {c["name"]: [m["mountPath"] for m in c.get("volumeMounts", [])] for c in spec["containers"]}
+    assert all("/csi" in sockets[name] for name in ("csi-provisioner", "csi-cfs", "liveness-probe"))
+
+
+@pytest.mark.parametrize(
+    ("release", "flags", "endpoints_rule"),
+    [
+        ("1.16.0", ["--enable-leader-election"], True),
+        ("1.19.0", ["--leader-election", "--leader-election-namespace=$(POD_NAMESPACE)"], False),
+        (CURRENT, ["--leader-election", "--leader-election-namespace=$(POD_NAMESPACE)"], False),
+    ],
+)
+def test_more_than_one_controller_replica_elects_a_leader(
+    helm: Path, release: str, flags: list[str], endpoints_rule: bool
+) -> None:
+    objects = render(helm, release, controller__replicas="2")
+    args = container(one(objects, "Deployment", "csi-provisioner-cfsplugin"), "csi-provisioner")["args"]
+    assert [a for a in args if "leader-election" in a] == flags
+    role = one(objects, "Role", "cfs-csi-controller")
+    assert any("endpoints" in rule["resources"] for rule in role["rules"]) is endpoints_rule
+
+
+def test_node_plugin_pod(helm: Path) -> None:
+    node = one(render(helm), "DaemonSet", "csi-nodeplugin-cfsplugin")
+    spec = pod(node)
+    assert (spec["serviceAccountName"], spec["automountServiceAccountToken"], spec["hostNetwork"]) == (
+        "cfs-csi-node", False, True,
+    )  # fmt: skip
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    registrar = container(node, "driver-registrar")["args"]
+    assert "--kubelet-registration-path=/var/lib/kubelet/plugins/com.tencent.cloud.csi.cfs/csi.sock" in registrar
+    plugin = container(node, "csi-cfs")
+    assert plugin["args"][:3] == ["serve", "--component=node", "--mounter=nfs"]
+    assert plugin["securityContext"]["privileged"] is True
+    mounts = {m["mountPath"]: m for m in plugin["volumeMounts"]}
+    assert mounts["/var/lib/kubelet/pods"]["mountPropagation"] == "Bidirectional"
+    volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"]}
+    assert volumes == {
+        "plugin-dir": "/var/lib/kubelet/plugins/com.tencent.cloud.csi.cfs",
+        "registration-dir": "/var/lib/kubelet/plugins_registry",
+        "pods-mount-dir": "/var/lib/kubelet/pods",
+    }
+    # No cloud access on nodes: no backend flags, no credentials, whatever the cloud values say.
+    node = one(render(helm, cloud__credentials__secretId="AKID", cloud__credentials__secretKey="k"), "DaemonSet",
+               "csi-nodeplugin-cfsplugin")  # fmt: skip
+    text = yaml.safe_dump(node)
+    assert "--backend" not in text and "credentials" not in text and "AKID" not in text
+    moved = one(render(helm, node__kubeletDir="/data/kubelet"), "DaemonSet", "csi-nodeplugin-cfsplugin")
+    assert {v["hostPath"]["path"] for v in pod(moved)["volumes"]} == {
+        "/data/kubelet/plugins/com.tencent.cloud.csi.cfs", "/data/kubelet/plugins_registry", "/data/kubelet/pods",
+    }  # fmt: skip
+
+
+def test_cloud_credentials_come_from_a_secret_volume_only(helm: Path) -> None:
+    # Instance role: no Secret, no credentials flag.
+    objects = render(helm)
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    assert "credentials" not in yaml.safe_dump(one(objects, "Deployment", "csi-provisioner-cfsplugin"))
+
+    objects = render(helm, cloud__credentials__secretId="AKIDsecretid", cloud__credentials__secretKey="topsecretkey",
+                     cloud__region="ap-guangzhou", cloud__clusterId="cls-abc")  # fmt: skip
+    secret = one(objects, "Secret", "cfs-csi-cloud-credentials")
+    assert secret["stringData"] == {"TENCENTCLOUD_SECRET_ID": "AKIDsecretid", "TENCENTCLOUD_SECRET_KEY": "topsecretkey"}
+    controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    assert "topsecretkey" not in yaml.safe_dump(controller)  # only the kubelet reads the Secret
+    for name in ("csi-cfs", "tcfs-operator"):
+        args = container(controller, name)["args"]
+        wanted = {"--credentials-dir=/etc/cfs-csi/credentials", "--region=ap-guangzhou", "--cluster-id=cls-abc"}
+        assert wanted.issubset(args)
+    volumes = {v["name"]: v for v in pod(controller)["volumes"]}
+    assert volumes["cloud-credentials"]["secret"]["secretName"] == "cfs-csi-cloud-credentials"
+
+    objects = render(helm, cloud__credentials__existingSecret="my-keys")
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    volumes = {v["name"]: v for v in pod(one(objects, "Deployment", "csi-provisioner-cfsplugin"))["volumes"]}
+    assert volumes["cloud-credentials"]["secret"]["secretName"] == "my-keys"
+
+
+def test_only_one_credential_value_is_an_error(helm: Path) -> None:
+    with pytest.raises(chart.HelmError, match="secretKey is needed"):
+        render(helm, cloud__credentials__secretId="AKID")
+
+
+def test_operator_can_be_left_out(helm: Path) -> None:
+    objects = render(helm, controller__operator__enabled="false")
+    controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    assert "tcfs-operator" not in [c["name"] for c in pod(controller)["containers"]]
+    subdir = [o["kind"] for o in objects if o["metadata"]["name"] == "cfs-csi-subdir-provisioner"]
+    assert subdir == ["ServiceAccount"]
+    assert "tcfsoperator.k8s.io" not in yaml.safe_dump(one(objects, "ClusterRole", "cfs-csi-controller"))
+
+
+def test_attacher_before_1_14_answers_capabilities_without_cloud_access(helm: Path) -> None:
+    attacher = one(render(helm, "1.13.0", cloud__credentials__existingSecret="keys"), "Deployment",
+                   "csi-attacher-cfsplugin")  # fmt: skip
+    assert container(attacher, "csi-attacher")["image"].endswith("/csi-attacher:v1.1.1")
+    plugin = container(attacher, "csi-cfs")["args"]
+    assert "--component=controller" in plugin and "--backend=local" in plugin
+    assert "keys" not in yaml.safe_dump(attacher)
+
+
+def test_clusters_older_than_1_13_are_refused(helm: Path) -> None:
+    with pytest.raises(chart.HelmError, match="kubeVersion"):
+        render(helm, "1.12.0")
