@@ -170,23 +170,31 @@ class Dedicated:
         self.controller.stop(sig)
         self.controller = start_driver(self.root, *self.flags, env=CLOUD_ENV, name="controller")
 
+    def stop(self) -> None:
+        self.provisioner.stop()
+        self.controller.stop(signal.SIGKILL)
+        self.emulator.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
-@pytest.fixture
-def dedicated(control_plane: ControlPlane, go_tools: dict[str, Path], kube: Kube) -> Iterator[Dedicated]:
+
+def start_dedicated(go_tools: dict[str, Path], kubeconfig: Path) -> Dedicated:
+    """Emulator, our controller and csi-provisioner (acting as whoever ``kubeconfig`` names)."""
     tmp_path = Path(tempfile.mkdtemp(prefix="cfs-e2e-"))  # short: unix socket paths are limited to 107 bytes
     emulator = start_emulator(tmp_path, "--create-delay", "1")
     flags = [*tencent_driver_flags(emulator), "--component", "controller", "--cloud-poll-interval", "0.5"]
     controller = start_driver(tmp_path, *flags, env=CLOUD_ENV, name="controller")
     provisioner = Supervised(lambda: spawn("csi-provisioner", [
         str(go_tools["csi-provisioner"]), f"--csi-address={controller.socket}",
-        f"--kubeconfig={control_plane.kubeconfig}", "--timeout=120s", "--leader-election=false",
+        f"--kubeconfig={kubeconfig}", "--timeout=120s", "--leader-election=false",
         "--retry-interval-start=1s", "--retry-interval-max=5s", "--v=3",
     ], tmp_path))  # fmt: skip
-    env = Dedicated(emulator, controller, provisioner, tmp_path, flags)
+    return Dedicated(emulator, controller, provisioner, tmp_path, flags)
+
+
+@pytest.fixture
+def dedicated(control_plane: ControlPlane, go_tools: dict[str, Path], kube: Kube) -> Iterator[Dedicated]:
+    env = start_dedicated(go_tools, control_plane.kubeconfig)
     try:
         yield env
     finally:
-        provisioner.stop()
-        env.controller.stop(signal.SIGKILL)
-        emulator.stop()
-        shutil.rmtree(tmp_path, ignore_errors=True)
+        env.stop()

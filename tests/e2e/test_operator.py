@@ -24,15 +24,19 @@ GROUP, VERSION, PLURAL = "tcfsoperator.k8s.io", "v1alpha1", "tcfs"
 
 
 class Operator:
-    def __init__(self, root: Path, plane: ControlPlane, emulator: Emulator) -> None:
+    """``cfs-csi operator`` against the emulator; as admin (installing the CRD) unless given another kubeconfig."""
+
+    def __init__(self, root: Path, plane: ControlPlane, emulator: Emulator, kubeconfig: Path | None = None) -> None:
         self.root, self.plane, self.emulator = root, plane, emulator
+        self.kubeconfig = kubeconfig or plane.kubeconfig
+        self.image = "cfs-csi:test"
         self.process = self.start()
 
     def start(self) -> Process:
+        install = ["--install-crd"] if self.kubeconfig == self.plane.kubeconfig else []
         return spawn("operator", [
-            sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "operator",
-            f"--kubeconfig={self.plane.kubeconfig}",
-            f"--namespace={NAMESPACE}", "--install-crd", "--provisioner-image=cfs-csi:test", "--backend=tencent",
+            sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "operator", f"--kubeconfig={self.kubeconfig}",
+            f"--namespace={NAMESPACE}", *install, f"--provisioner-image={self.image}", "--backend=tencent",
             f"--cfs-endpoint={self.emulator.url}", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
             "--cluster-id=cls-test", "--cloud-poll-interval=0.3", f"--state-dir={self.root}",
         ], self.root, env=CLOUD_ENV)  # fmt: skip

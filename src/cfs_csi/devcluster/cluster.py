@@ -79,6 +79,11 @@ class ControlPlane:
     processes: list[Process] = field(default_factory=list)
     remove_root: bool = False
 
+    @property
+    def audit_log(self) -> Path:
+        """JSON lines, one per request made with a service-account token (see :data:`AUDIT_POLICY`)."""
+        return self.root / "logs" / "audit.log"
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
@@ -91,6 +96,19 @@ class ControlPlane:
         for process in self.processes:
             if not process.alive():
                 raise RuntimeError(f"{process.name} exited ({process.popen.returncode}):\n{process.tail()}")
+
+
+# Audit only what service accounts do: that is how tests learn which calls a component really makes, without
+# logging the much larger traffic of the admin and controller-manager certificates.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
 
 
 def write_kubeconfig(path: Path, server: str, pki: Pki, cert: Path, key: Path, user: str) -> None:
@@ -139,6 +157,8 @@ def start(root: Path, tools: dict[str, Path], timeout: float = 180, remove_root:
         plane.processes.append(etcd)
         _wait("etcd", lambda: httpx.get(f"{etcd_url}/health", timeout=2).status_code == 200, etcd, timeout)
 
+        audit_policy = root / "audit-policy.yaml"
+        audit_policy.write_text(AUDIT_POLICY)
         apiserver = spawn("kube-apiserver", [
             str(tools["kube-apiserver"]), f"--etcd-servers={etcd_url}",
             "--bind-address=127.0.0.1", f"--secure-port={api_port}", "--advertise-address=127.0.0.1",
@@ -149,7 +169,9 @@ def start(root: Path, tools: dict[str, Path], timeout: float = 180, remove_root:
             f"--service-account-signing-key-file={pki.service_account_key}",
             "--service-account-issuer=https://kubernetes.default.svc",
             "--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16",
+            "--allow-privileged=true",  # as every real cluster runs it: CSI node plugins are privileged
             "--enable-priority-and-fairness=false", "--profiling=false", "--v=1",
+            f"--audit-policy-file={audit_policy}", f"--audit-log-path={plane.audit_log}", "--audit-log-mode=blocking",
         ], logs)  # fmt: skip
         plane.processes.append(apiserver)
         write_kubeconfig(plane.kubeconfig, server, pki, pki.admin_cert, pki.admin_key, "admin")

@@ -27,7 +27,7 @@ CRD_NAME = "tcfs.tcfsoperator.k8s.io"
 
 
 def crd_manifest() -> dict[str, Any]:
-    """The Tcfs CRD shipped with the package (identical to the Helm chart's files/tcfs-crd.yaml, which a test checks)."""
+    """The Tcfs CRD shipped with the package (the Helm chart's files/tcfs-crd.yaml is a copy; a test checks)."""
     text = resources.files("cfs_csi.operator").joinpath("tcfs-crd.yaml").read_text()
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     api = api_client(args.kubeconfig)
     if args.install_crd:
         install_crd(api)
+    wait_for_tcfs_api(api)
     context = OperatorContext(
         namespace=args.namespace,
         storage=backend_from_arguments(args),
@@ -72,6 +73,30 @@ def install_crd(api: Any) -> None:
             return
         time.sleep(0.5)
     raise RuntimeError(f"CRD {CRD_NAME} was not established within 30s")
+
+
+def wait_for_tcfs_api(api: Any, timeout: float = 60) -> None:
+    """Wait until the API server serves Tcfs objects: kopf only watches what is served when it starts.
+
+    Discovery is open to every authenticated account, so this needs no read access to CRDs.
+    """
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+
+    group, version = CRD_NAME.split(".", 1)[1], "v1alpha1"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            served = k8s.CustomObjectsApi(api).get_api_resources(group, version)
+            if any(r.name == "tcfs" for r in served.resources):
+                return
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{group}/{version} Tcfs is not served: apply the CRD (the Helm chart has it) "
+                               "or run the operator with --install-crd")  # fmt: skip
+        time.sleep(1)
 
 
 async def _operate(context: OperatorContext, leader_elect: bool) -> None:
