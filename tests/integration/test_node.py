@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -217,6 +218,73 @@ async def test_a_hung_mount_is_killed_and_reported_as_deadline_exceeded(mount_ro
         assert survivors == []
     finally:
         driver.stop()
+
+
+@pytest.mark.parametrize(
+    ("plain", "forced", "calls"),
+    [
+        # umount hangs until killed; umount -f then works.
+        ("exec sleep 317", 'exec {umount} "$2"', ["plain", "-f"]),
+        # umount says the handle is stale and -f cannot help either: the mount is detached.
+        (
+            "echo 'umount.nfs: Stale file handle' >&2; exit 32",
+            "echo 'device is busy' >&2; exit 32",
+            ["plain", "-f", "-l"],
+        ),
+    ],
+)
+async def test_a_mount_whose_server_is_gone_is_forced_then_detached(
+    mount_root: Path, plain: str, forced: str, calls: list[str]
+) -> None:
+    """No NFS server to lose here: ``mount`` makes a real tmpfs mount, and ``umount`` behaves as with a dead server
+    until it is asked to force (``-f``, per case) or to detach (``-l``, done for real)."""
+    real_mount, real_umount = shutil.which("mount"), shutil.which("umount")
+    bin_dir, record = mount_root / "bin", mount_root / "umount.calls"
+    fake_command(bin_dir, "mount", f'for last; do :; done\nexec {real_mount} -t tmpfs tmpfs "$last"\n')
+    fake_command(bin_dir, "umount", (
+        f'case "$1" in\n'
+        f'  -l) echo -l >> {record}; exec {real_umount} -l "$2" ;;\n'
+        f'  -f) echo -f >> {record}; {forced.format(umount=real_umount)} ;;\n'
+        f'  *) echo plain >> {record}; {plain} ;;\n'
+        f'esac\n'
+    ))  # fmt: skip
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", "--unmount-timeout", "1",
+                          env=env, name="gone")  # fmt: skip
+    target = mount_root / "gone-target"
+    try:
+        async with CsiClient(driver.endpoint) as csi:
+            volume = csi_pb2.Volume(volume_id="cfs-gone", volume_context=NFS_CONTEXT_V3)
+            await csi.publish(volume, str(target))
+            assert read_mount_table().at(str(target)) is not None
+            await csi.unpublish(volume.volume_id, str(target))
+        assert record.read_text().split() == calls
+        assert read_mount_table().at(str(target)) is None and not target.exists()
+        assert [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep 317"] == []
+    finally:
+        driver.stop()
+
+
+async def test_a_busy_mount_is_not_forced(mount_root: Path) -> None:
+    """A failure that is not a lost server (a process holds the mount) is reported, never forced or detached."""
+    real_mount = shutil.which("mount")
+    bin_dir, record = mount_root / "bin", mount_root / "umount.calls"
+    fake_command(bin_dir, "mount", f'for last; do :; done\nexec {real_mount} -t tmpfs tmpfs "$last"\n')
+    fake_command(bin_dir, "umount", f"echo \"$@\" >> {record}; echo 'umount: target is busy.' >&2; exit 32\n")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", env=env, name="busy-umount")
+    target = mount_root / "busy-umount-target"
+    try:
+        async with CsiClient(driver.endpoint) as csi:
+            volume = csi_pb2.Volume(volume_id="cfs-held", volume_context=NFS_CONTEXT_V3)
+            await csi.publish(volume, str(target))
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await csi.unpublish(volume.volume_id, str(target))
+            assert error.value.code() == grpc.StatusCode.INTERNAL and "target is busy" in (error.value.details() or "")
+        assert record.read_text().split() == [str(target)]
+        assert read_mount_table().at(str(target)) is not None
+    finally:
+        driver.stop()  # the mount_root fixture unmounts what is left
 
 
 async def test_concurrent_calls_on_one_volume_are_aborted(mount_root: Path) -> None:

@@ -8,6 +8,7 @@ and bind-mounts the directory that backs that export instead, so only this last 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Protocol
 
@@ -16,6 +17,8 @@ from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.mountinfo import MountEntry, MountTable
 from cfs_csi.volume.exports import ExportRoot
 from cfs_csi.volume.nfs import NfsMount
+
+log = logging.getLogger(__name__)
 
 #: Per-mount flags that a bind mount can honour too (set by a remount); NFS-only options are not.
 _VFS_FLAGS = frozenset({"ro", "nosuid", "nodev", "noexec", "noatime", "nodiratime", "relatime"})
@@ -73,6 +76,35 @@ class BindMounter:
         return entry.device == holder.device and entry.root == root
 
 
+#: What ``umount`` says about a mount whose server is gone (besides hanging until it is killed).
+_SERVER_GONE = ("Stale file handle", "Input/output error", "Transport endpoint is not connected", "Host is down")
+
+
+def _server_gone(error: MountError) -> bool:
+    return error.kind is MountErrorKind.TIMEOUT or any(words in error.message for words in _SERVER_GONE)
+
+
 async def unmount(target: str, timeout: float) -> None:
-    """Unmount ``target``; not being mounted is not an error for the caller to see (checked before)."""
-    await runner.run(["umount", target], timeout)
+    """Unmount ``target``; not being mounted is not an error for the caller to see (checked before).
+
+    A mount whose NFS server is gone (file system deleted, mount target unreachable) makes ``umount`` hang or
+    fail with ESTALE/EIO, and the kubelet cannot clean up the pod until it is gone. Such a mount is then
+    force-unmounted (``umount -f`` aborts the pending NFS requests) and, failing that, detached (``umount -l``):
+    it leaves the tree at once and the kernel lets go when its last open file closes. Neither writes or deletes
+    anything; the data stays on the server.
+    """
+    try:
+        await runner.run(["umount", target], timeout)
+        return
+    except MountError as exc:
+        if not _server_gone(exc):
+            raise
+        failure = exc
+    for flag in ("-f", "-l"):
+        log.warning("unmounting %s: %s; trying umount %s", target, failure.message, flag)
+        try:
+            await runner.run(["umount", flag, target], timeout)
+            return
+        except MountError as exc:
+            failure = exc
+    raise failure
