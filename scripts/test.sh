@@ -13,7 +13,7 @@ fi
 command -v unshare >/dev/null || { echo "test: unshare (util-linux) is required" >&2; exit 1; }
 
 scripts/setup.sh
-# The ecosystem's Go programs (csi-sanity, etcd, kube-apiserver, kube-controller-manager, csi-provisioner),
+# The ecosystem's Go programs (csi-sanity, etcd, kube-apiserver, kube-controller-manager, csi-provisioner, helm),
 # built by package name from the Go module proxy once and cached in ${CFS_CSI_CACHE:-~/.cache/cfs-csi}.
 # A failed build does not stop the run: the e2e tests then report themselves skipped with go's error.
 start=$SECONDS
