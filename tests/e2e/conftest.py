@@ -21,8 +21,10 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
 
 from cfs_csi.devcluster import cluster, tools
+from cfs_csi.devcluster import helm as chart
 from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
 from tests.conftest import CLOUD_ENV, Driver, Emulator, start_driver, start_emulator, tencent_driver_flags
 
@@ -198,3 +200,36 @@ def dedicated(control_plane: ControlPlane, go_tools: dict[str, Path], kube: Kube
         yield env
     finally:
         env.stop()
+
+
+# --- the Helm chart against the control plane ----------------------------------------------------------------
+
+APPLY_MANAGER = "cfs-csi-tests"
+
+
+def apply(dynamic: DynamicClient, body: dict[str, Any], dry_run: bool) -> Any:
+    """Server-side apply (``kubectl apply --server-side``), or its server-side dry-run."""
+    resource = dynamic.resources.get(api_version=body["apiVersion"], kind=body["kind"])
+    namespace = body["metadata"].get("namespace") if resource.namespaced else None
+    return dynamic.server_side_apply(resource, body=body, namespace=namespace, field_manager=APPLY_MANAGER,
+                                     force_conflicts=True, dry_run="All" if dry_run else None)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dynamic(kube: Kube) -> DynamicClient:
+    return DynamicClient(kube.api)
+
+
+@pytest.fixture(scope="module")
+def crd(kube: Kube, dynamic: DynamicClient, helm: Path) -> None:
+    """The chart's Tcfs CRD, applied for real and established."""
+    [body] = [o for o in chart.objects(chart.template(helm)) if o["kind"] == "CustomResourceDefinition"]
+    apply(dynamic, body, dry_run=False)
+    extensions = k8s.ApiextensionsV1Api(kube.api)
+
+    def established() -> bool:
+        status = extensions.read_custom_resource_definition(body["metadata"]["name"]).status
+        return any(c.type == "Established" and c.status == "True" for c in status.conditions or [])
+
+    wait_for("the Tcfs CRD established", established, timeout=30)
+    dynamic.resources.invalidate_cache()

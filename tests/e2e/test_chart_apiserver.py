@@ -24,13 +24,12 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from cfs_csi.devcluster.cluster import ControlPlane
 from tests.conftest import start_emulator
-from tests.e2e.conftest import Kube, pv_gone, start_dedicated, wait_for
+from tests.e2e.conftest import Kube, apply, pv_gone, start_dedicated, wait_for
 from tests.e2e.test_chart_render import CURRENT, RELEASES, render
 from tests.e2e.test_dedicated import bound, pvc_body, seed
 from tests.e2e.test_operator import NAMESPACE, Operator, claim
 from tests.e2e.test_subdir import Share
 
-MANAGER = "cfs-csi-chart-test"
 # Everything optional switched on, so that every template produces its objects.
 FULL = {"examples.enabled": "true", "controller.replicas": "2", "cloud.credentials.secretId": "AKIDexample",
         "cloud.credentials.secretKey": "example-key"}  # fmt: skip
@@ -54,33 +53,6 @@ Rule = tuple[str, str, str]  # (API group, resource[/subresource], verb)
 
 def sa_user(name: str) -> str:
     return f"system:serviceaccount:{NAMESPACE}:{name}"
-
-
-def apply(dynamic: DynamicClient, body: dict[str, Any], dry_run: bool) -> Any:
-    resource = dynamic.resources.get(api_version=body["apiVersion"], kind=body["kind"])
-    namespace = body["metadata"].get("namespace") if resource.namespaced else None
-    return dynamic.server_side_apply(resource, body=body, namespace=namespace, field_manager=MANAGER,
-                                     force_conflicts=True, dry_run="All" if dry_run else None)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def dynamic(kube: Kube) -> DynamicClient:
-    return DynamicClient(kube.api)
-
-
-@pytest.fixture(scope="module")
-def crd(kube: Kube, dynamic: DynamicClient, helm: Path) -> None:
-    """The chart's Tcfs CRD, applied for real and established."""
-    [body] = [o for o in render(helm) if o["kind"] == "CustomResourceDefinition"]
-    apply(dynamic, body, dry_run=False)
-    extensions = k8s.ApiextensionsV1Api(kube.api)
-
-    def established() -> bool:
-        status = extensions.read_custom_resource_definition(body["metadata"]["name"]).status
-        return any(c.type == "Established" and c.status == "True" for c in status.conditions or [])
-
-    wait_for("the Tcfs CRD established", established, timeout=30)
-    dynamic.resources.invalidate_cache()
 
 
 @pytest.mark.parametrize("release", sorted(RELEASES))

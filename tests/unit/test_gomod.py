@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cfs_csi.devcluster.gomod import Replace, build_module, parse_replaces, staging_version
+from cfs_csi.devcluster.tools import KUBERNETES, TOOLS, kubernetes_version_flags
 
 KUBERNETES_LIKE = """\
 module k8s.io/kubernetes
@@ -69,3 +70,14 @@ def test_module_without_replaces() -> None:
 )
 def test_staging_version(version: str, expected: str) -> None:
     assert staging_version(version) == expected
+
+
+def test_kubernetes_binaries_are_linked_to_report_their_release() -> None:
+    flags = kubernetes_version_flags("v1.37.2").split()
+    values = dict(flag.removeprefix("k8s.io/component-base/version.").split("=", 1) for flag in flags if flag != "-X")
+    assert values == {"gitVersion": "v1.37.2", "gitMajor": "1", "gitMinor": "37", "gitTreeState": "clean",
+                      "buildDate": "1970-01-01T00:00:00Z"}  # fmt: skip
+    assert flags.count("-X") == 5
+    # A changed flag set changes the stamp, so cached binaries built without it are rebuilt.
+    tool = TOOLS["kube-apiserver"]
+    assert tool.ldflags == kubernetes_version_flags(KUBERNETES) and tool.ldflags in tool.stamp

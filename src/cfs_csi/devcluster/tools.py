@@ -30,10 +30,23 @@ class Tool:
     version: str
     package: str
     pin: Callable[[str], str] = field(default=same_version, compare=False)
+    ldflags: str = ""
 
     @property
     def stamp(self) -> str:
-        return f"{self.module}@{self.version} {self.package}"
+        return f"{self.module}@{self.version} {self.package}" + (f" ldflags={self.ldflags}" if self.ldflags else "")
+
+
+def kubernetes_version_flags(version: str) -> str:
+    """Link flags that make a Kubernetes binary report ``version``, as release builds do.
+
+    A package-name build leaves them unset, and the API server then says ``v0.0.0-master``, which clients that
+    check the server's version (helm and its charts' ``kubeVersion``) refuse.
+    """
+    major, minor = version.removeprefix("v").split(".")[:2]
+    values = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean",
+              "buildDate": "1970-01-01T00:00:00Z"}  # fmt: skip
+    return " ".join(f"-X k8s.io/component-base/version.{key}={value}" for key, value in values.items())
 
 
 TOOLS = {
@@ -53,7 +66,12 @@ TOOLS = {
         ),
         Tool("etcd", "go.etcd.io/etcd/server/v3", "v3.6.16", "go.etcd.io/etcd/server/v3"),
         Tool(
-            "kube-apiserver", "k8s.io/kubernetes", KUBERNETES, "k8s.io/kubernetes/cmd/kube-apiserver", staging_version
+            "kube-apiserver",
+            "k8s.io/kubernetes",
+            KUBERNETES,
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            staging_version,
+            kubernetes_version_flags(KUBERNETES),
         ),
         Tool(
             "kube-controller-manager",
@@ -61,6 +79,7 @@ TOOLS = {
             KUBERNETES,
             "k8s.io/kubernetes/cmd/kube-controller-manager",
             staging_version,
+            kubernetes_version_flags(KUBERNETES),
         ),
         Tool("helm", "helm.sh/helm/v3", "v3.22.0", "helm.sh/helm/v3/cmd/helm"),
     )
@@ -125,7 +144,7 @@ def _build(tool: Tool, timeout: float) -> Path:
                                               target_go_mod, tool.pin))  # fmt: skip
     bin_dir().mkdir(parents=True, exist_ok=True)
     binary = bin_dir() / tool.name
-    _go(["build", "-trimpath", "-o", str(binary), tool.package], work, timeout)
+    _go(["build", "-trimpath", f"-ldflags={tool.ldflags}", "-o", str(binary), tool.package], work, timeout)
     (bin_dir() / f".{tool.name}.stamp").write_text(tool.stamp + "\n")
     log.warning("built %s in %.0fs", tool.name, time.monotonic() - started)
     return binary
