@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
@@ -80,11 +82,11 @@ OLDER_SERVERS = "informers list first where the API server cannot stream the ini
 UNEXERCISED: dict[str, dict[Rule, str]] = {
     "cfs-csi-controller": {
         ("", "events", "patch"): REPEATED_EVENT,
-        ("", "persistentvolumes", "list"): OLDER_SERVERS,
         ("storage.k8s.io", "storageclasses", "list"): OLDER_SERVERS,
         ("", "persistentvolumeclaims", "update"): "csi-provisioner takes the selected node off a "
         "WaitForFirstConsumer claim it could not provision there",
         ("apps", "deployments", "delete"): "the operator stops the provisioner of a file system the cloud says is gone",
+        ("", "persistentvolumeclaims", "delete"): "the operator removes the share claim of a previous file system",
     },
     "cfs-csi-subdir-provisioner": {("", "events", "patch"): REPEATED_EVENT},
     "cfs-csi-node": {},  # no API access at all
@@ -157,6 +159,9 @@ def exercised(
     controller_kc = token_kubeconfig(kube, control_plane, "cfs-csi-controller", root / "controller.kubeconfig")
     subdir_kc = token_kubeconfig(kube, control_plane, "cfs-csi-subdir-provisioner", root / "subdir.kubeconfig")
     namespace = kube.namespace("rbac")
+    for lease in ("cfs-csi-operator", "com.tencent.cloud.csi.tcfs.rbac-share"):  # so that creating them is seen too
+        with contextlib.suppress(ApiException):
+            k8s.CoordinationV1Api(kube.api).delete_namespaced_lease(lease, NAMESPACE)
 
     # Dedicated mode: csi-provisioner + our controller.
     dedicated = start_dedicated(go_tools, controller_kc)

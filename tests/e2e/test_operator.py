@@ -106,6 +106,17 @@ def deployment(kube: Kube, name: str) -> Any:
         raise
 
 
+def bound_share(kube: Kube, name: str) -> bool:
+    claim = kube.core.read_namespaced_persistent_volume_claim(name, NAMESPACE)
+    return bool(claim.status.phase == "Bound" and claim.spec.volume_name == name)
+
+
+def share_gone(kube: Kube, name: str) -> bool:
+    claims = kube.core.list_namespaced_persistent_volume_claim(NAMESPACE, field_selector=f"metadata.name={name}")
+    volumes = kube.core.list_persistent_volume(field_selector=f"metadata.name={name}")
+    return not claims.items and not volumes.items
+
+
 def mount_target(emulator: Emulator, fs_id: str) -> tuple[str, str]:
     [fs] = [fs for fs in emulator.file_systems() if fs["FileSystemId"] == fs_id]
     return str(fs["IpAddress"]), str(fs["FSID"])
@@ -144,8 +155,16 @@ def test_seed_class_and_claim_give_a_ready_tcfs_and_its_deployment(kube: Kube, s
         env = {e.name: e.value for e in container.env}
         assert env["PROVISIONER_NAME"] == "com.tencent.cloud.csi.tcfs.cfs-share"
         assert (env["NFS_SERVER"], env["NFS_PATH"]) == (status["cfsserver"], f"/{status['cfsfilesystemid']}/")
-        assert dep.spec.template.spec.volumes[0].nfs.server == status["cfsserver"]
         assert container.volume_mounts[0].mount_path == "/persistentvolumes"
+        # The share reaches the pod as a static volume of our driver, bound to its claim by the PV controller.
+        share = f"tcfs-cfs-share-{status['cfsfilesystemid']}"
+        assert dep.spec.template.spec.volumes[0].persistent_volume_claim.claim_name == share
+        wait_for("the share claim bound", lambda: bound_share(kube, share), timeout=60)
+        pv = kube.core.read_persistent_volume(share)
+        assert (pv.spec.csi.driver, pv.spec.persistent_volume_reclaim_policy) == ("com.tencent.cloud.csi.cfs", "Retain")
+        assert pv.spec.csi.volume_attributes == {"host": status["cfsserver"], "fsid": status["cfsfilesystemid"],
+                                                 "vers": "3"}  # fmt: skip
+        assert [o.kind for o in pv.metadata.owner_references] == ["StorageClass"]
         [owner] = dep.metadata.owner_references
         assert (owner.kind, owner.uid) == ("Tcfs", found["metadata"]["uid"])
 
@@ -156,10 +175,12 @@ def test_seed_class_and_claim_give_a_ready_tcfs_and_its_deployment(kube: Kube, s
     finally:
         delete_class(kube, "cfs-share")
 
-    # Deleting the class removes the Tcfs and (garbage collection) its Deployment; the file system stays.
+    # Deleting the class removes the Tcfs and (garbage collection) its Deployment and share volume; the file
+    # system stays.
     wait_for("the Tcfs deleted", lambda: tcfs(kube, "cfs-share") is None, timeout=90)
     wait_for("the Deployment deleted", lambda: deployment(kube, "com.tencent.cloud.csi.tcfs.cfs-share") is None,
              timeout=90)  # fmt: skip
+    wait_for("the share PV and PVC deleted", lambda: share_gone(kube, share), timeout=90)
     assert len(shared.emulator.file_systems()) == 1
 
 

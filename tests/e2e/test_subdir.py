@@ -4,6 +4,7 @@ the environment the operator gave it, turns claims into directories and CSI PVs,
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -109,6 +110,9 @@ def test_seed_claim_binds_and_the_node_plugin_mounts_it(
                             "--export-root", str(operator.emulator.export_root), name="node")  # fmt: skip
         try:
             _publish_and_write(node.endpoint, pv, mount_root / "pod" / "mount")
+            # The provisioner pod's own view of the share comes through the node plugin the same way.
+            share_pv = kube.core.read_persistent_volume(f"tcfs-cfs-share-{status['cfsfilesystemid']}")
+            assert directory in _published_listing(node.endpoint, share_pv, mount_root / "provisioner-pod")
         finally:
             node.stop()
         assert (share.mount / directory / "written-by-pod.txt").read_text() == "hello from the pod"
@@ -129,6 +133,22 @@ def _publish_and_write(endpoint: str, pv: Any, target: Path) -> None:
             await csi.unpublish(volume.volume_id, str(target))
 
     asyncio.run(go())
+
+
+def _published_listing(endpoint: str, pv: Any, target: Path) -> list[str]:
+    """Publish ``pv`` at ``target`` through the node plugin, list what it shows, unpublish."""
+    import asyncio
+
+    async def go() -> list[str]:
+        async with CsiClient(endpoint) as csi:
+            volume = csi_pb2.Volume(volume_id=pv.spec.csi.volume_handle, volume_context=pv.spec.csi.volume_attributes)
+            await csi.publish(volume, str(target))
+            try:
+                return sorted(os.listdir(target))
+            finally:
+                await csi.unpublish(volume.volume_id, str(target))
+
+    return asyncio.run(go())
 
 
 def _bound(kube: Kube, namespace: str, name: str) -> Any:

@@ -14,6 +14,7 @@ from cfs_csi.operator.desired import (
     SharedFileSystem,
     deployment_action,
     desired_deployment,
+    desired_share_volume,
     nfs_path,
     ready_condition,
     tcfs_object,
@@ -115,7 +116,7 @@ def test_desired_deployment() -> None:
         "/wmyio3c8/",
     )
     pod = deployment["spec"]["template"]["spec"]
-    assert pod["volumes"] == [{"name": "cfs-share", "nfs": {"server": "10.0.33.130", "path": "/wmyio3c8/"}}]
+    assert pod["volumes"] == [{"name": "cfs-share", "persistentVolumeClaim": {"claimName": "tcfs-cfs-share-wmyio3c8"}}]
     assert pod["containers"][0]["volumeMounts"] == [{"name": "cfs-share", "mountPath": "/persistentvolumes"}]
     assert "--leader-elect" in pod["containers"][0]["command"]
     assert pod["serviceAccountName"] == "cfs-csi-subdir-provisioner"
@@ -174,3 +175,44 @@ def test_backoff(base: int, retry: int, expected: int) -> None:
     from cfs_csi.operator.tcfs import backoff
 
     assert backoff(base, retry) == expected
+
+
+CLASS_OWNER = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": "cfs-share", "uid": "uid-sc"}
+CLASS_OWNED = {**TCFS, "metadata": {**TCFS["metadata"], "ownerReferences": [CLASS_OWNER]}}
+HAND_MADE_V4 = {**TCFS, "spec": {**TCFS["spec"], "vers": "4"}}
+
+
+@pytest.mark.parametrize(
+    ("tcfs", "vers", "pv_owners"),
+    [
+        (CLASS_OWNED, "3", [{**CLASS_OWNER, "blockOwnerDeletion": False}]),
+        (HAND_MADE_V4, "4", []),  # a Tcfs made by hand: nothing owns its PV
+    ],
+)
+def test_share_volume_is_a_pre_bound_static_volume_of_our_driver(
+    tcfs: dict[str, Any], vers: str, pv_owners: list[dict[str, Any]]
+) -> None:
+    pv, pvc = desired_share_volume(tcfs, FS)
+    name = "tcfs-cfs-share-wmyio3c8"
+    assert pv["metadata"] == {"name": name, "labels": {"tcfsoperator.k8s.io/tcfs": "cfs-share"},
+                              "ownerReferences": pv_owners}  # fmt: skip
+    assert pv["spec"]["csi"] == {
+        "driver": "com.tencent.cloud.csi.cfs", "volumeHandle": name,
+        "volumeAttributes": {"host": "10.0.33.130", "fsid": "wmyio3c8", "vers": vers},
+    }  # fmt: skip
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"  # never DeleteVolume: the share outlives it
+    assert pv["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                      "namespace": "kube-system", "name": name}  # fmt: skip
+    assert (pvc["metadata"]["name"], pvc["metadata"]["namespace"], pvc["spec"]["volumeName"]) == (
+        name, "kube-system", name,
+    )  # fmt: skip
+    assert pvc["spec"]["storageClassName"] == pv["spec"]["storageClassName"] == ""  # no provisioner gets involved
+    assert pvc["spec"]["accessModes"] == pv["spec"]["accessModes"] == ["ReadWriteMany"]
+    [owner] = pvc["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("Tcfs", "uid-tcfs", True)
+    # Another file system, other objects (and so a new Deployment, whose volume names them).
+    other = SharedFileSystem("10.0.33.131", "abcd1234")
+    assert desired_share_volume(tcfs, other)[0]["metadata"]["name"] == "tcfs-cfs-share-abcd1234"
+    assert desired_deployment(tcfs, other, TEMPLATE)["spec"]["template"]["spec"]["volumes"][0] == {
+        "name": "cfs-share", "persistentVolumeClaim": {"claimName": "tcfs-cfs-share-abcd1234"},
+    }  # fmt: skip

@@ -17,3 +17,16 @@ async def read_or_none(read: Callable[..., Any], *args: Any) -> Any | None:
         if exc.status == 404:
             return None
         raise
+
+
+async def create_unless_exists(create: Callable[..., Any], *args: Any) -> bool:
+    """Call a client ``create_*`` method off the event loop; False when the object already exists (409)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        await asyncio.to_thread(create, *args)
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True

@@ -11,12 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cfs_csi import DRIVER_NAME
 from cfs_csi.operator.shared import TCFS_GROUP, TCFS_VERSION, SharedClass
 from cfs_csi.volume.params import NfsVersion
 
 SPEC_HASH = "cfs-csi.tencent.com/spec-hash"
 APP_LABEL = "cfs-csi-subdir-provisioner"
 SHARE_MOUNT = "/persistentvolumes"
+TCFS_LABEL = "tcfsoperator.k8s.io/tcfs"
+#: Size the share's PV and PVC declare: required by the API, meaningless for an elastic file system.
+SHARE_CAPACITY = "1Mi"
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,9 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
     metadata = tcfs["metadata"]
     spec = tcfs.get("spec") or {}
     name = str(spec.get("provisionername") or "")
-    labels = {"app": APP_LABEL, "tcfsoperator.k8s.io/tcfs": str(metadata["name"])}
+    labels = {"app": APP_LABEL, TCFS_LABEL: str(metadata["name"])}
     path = nfs_path(spec, fs.fsid)
+    share = share_volume_name(str(metadata["name"]), fs)  # mounted by the node plugin: see desired_share_volume
     env = [
         {"name": "PROVISIONER_NAME", "value": name},
         {"name": "NFS_SERVER", "value": fs.server},
@@ -92,7 +97,7 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
             # image's default user is unprivileged.
             "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": False},
         }],
-        "volumes": [{"name": "cfs-share", "nfs": {"server": fs.server, "path": path}}],
+        "volumes": [{"name": "cfs-share", "persistentVolumeClaim": {"claimName": share}}],
     }  # fmt: skip
     deployment_spec = {
         "replicas": template.replicas,
@@ -115,6 +120,59 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
         },
         "spec": deployment_spec,
     }  # fmt: skip
+
+
+def share_volume_name(tcfs_name: str, fs: SharedFileSystem) -> str:
+    """Name of the share's PV and PVC; it names the FSID, so another file system gets new objects."""
+    return f"tcfs-{tcfs_name}-{fs.fsid}"
+
+
+def desired_share_volume(tcfs: Mapping[str, Any], fs: SharedFileSystem) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The PV and PVC through which a provisioner pod gets the whole share.
+
+    A static volume of our own CSI driver, so that the node plugin mounts it exactly like every other CFS volume
+    (NFSv3 with ``nolock,noresvport,proto=tcp``). An in-tree ``nfs`` volume cannot carry those options and needs
+    the NFS client on the host. The two are bound to each other by name; the PV is Retain (deleting it never
+    touches data, and nothing calls DeleteVolume for it) and owned by the StorageClass, the PVC by the Tcfs, so
+    deleting the class removes both by garbage collection.
+    """
+    metadata = tcfs["metadata"]
+    spec = tcfs.get("spec") or {}
+    name = share_volume_name(str(metadata["name"]), fs)
+    labels = {TCFS_LABEL: str(metadata["name"])}
+    access = {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeMode": "Filesystem"}
+    class_owners = [
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": o["name"], "uid": o["uid"],
+         "blockOwnerDeletion": False}
+        for o in metadata.get("ownerReferences") or [] if o.get("kind") == "StorageClass"
+    ]  # fmt: skip
+    pv = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": class_owners},
+        "spec": {
+            **access,
+            "capacity": {"storage": SHARE_CAPACITY},
+            "persistentVolumeReclaimPolicy": "Retain",
+            "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": metadata["namespace"],
+                         "name": name},
+            "csi": {"driver": DRIVER_NAME, "volumeHandle": name,
+                    "volumeAttributes": {"host": fs.server, "fsid": fs.fsid, "vers": str(spec.get("vers") or "3")}},
+        },
+    }  # fmt: skip
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": name, "namespace": metadata["namespace"], "labels": labels,
+            "ownerReferences": [{
+                "apiVersion": f"{TCFS_GROUP}/{TCFS_VERSION}", "kind": "Tcfs", "name": metadata["name"],
+                "uid": metadata["uid"], "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": {**access, "volumeName": name, "resources": {"requests": {"storage": SHARE_CAPACITY}}},
+    }  # fmt: skip
+    return pv, pvc
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:

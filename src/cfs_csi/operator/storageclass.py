@@ -7,15 +7,13 @@ so no finalizer ever blocks a StorageClass deletion.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import kopf
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
-from cfs_csi.kube.objects import read_or_none
+from cfs_csi.kube.objects import create_unless_exists, read_or_none
 from cfs_csi.operator.context import OperatorContext
 from cfs_csi.operator.desired import tcfs_object
 from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION, is_shared, parse_shared_class
@@ -60,13 +58,8 @@ async def _storage_class(context: OperatorContext, name: str) -> dict[str, Any] 
 async def _ensure_tcfs(context: OperatorContext, tcfs: dict[str, Any]) -> bool:
     """Create the Tcfs unless it exists; True if this call created it."""
     api = k8s.CustomObjectsApi(context.api)
-    try:
-        await asyncio.to_thread(
-            api.create_namespaced_custom_object, TCFS_GROUP, TCFS_VERSION, context.namespace, TCFS_PLURAL, tcfs
-        )
-    except ApiException as exc:
-        if exc.status == 409:
-            return False
-        raise
+    create = api.create_namespaced_custom_object
+    if not await create_unless_exists(create, TCFS_GROUP, TCFS_VERSION, context.namespace, TCFS_PLURAL, tcfs):
+        return False
     log.info("created Tcfs %s/%s", context.namespace, tcfs["metadata"]["name"])
     return True

@@ -4,7 +4,8 @@
    the fixed cloud name ``<cluster id>_sharedCFS-<class>`` (created if absent, through the same backend call
    as dedicated volumes). The operator never deletes a file system.
 2. Record server and FSID in the status, with a Ready condition.
-3. Create, update or delete the provisioner Deployment so that it matches the desired one.
+3. Create the PV and PVC through which the provisioner pod mounts the share (:mod:`.sharevolume`).
+4. Create, update or delete the provisioner Deployment so that it matches the desired one.
 
 A file system still being created, or a cloud that does not answer, is a temporary error: kopf retries this
 object later while every other Tcfs goes on being handled. Nothing is ever deleted because the cloud failed.
@@ -32,6 +33,7 @@ from cfs_csi.operator.desired import (
     ready_condition,
 )
 from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION, shared_fs_name, tcfs_params
+from cfs_csi.operator.sharevolume import ensure_share_volume
 from cfs_csi.volume.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,9 @@ async def reconcile(body: kopf.Body, context: OperatorContext, retry: int = 0) -
     if fs is not None:
         await _set_status(context, tcfs, fs, ready=True, reason="FileSystemReady",
                           message=f"{fs.server}:/{fs.fsid}/ ({fs.cloud_id or 'id unknown'})")  # fmt: skip
+        created = await ensure_share_volume(context, tcfs, fs)
+        if created:
+            kopf.info(body, reason="ShareVolumeCreated", message=f"created {', '.join(created)}")
     desired = desired_deployment(tcfs, fs, context.template) if fs is not None else None
     deployment_name = str(tcfs["spec"].get("provisionername") or "")
     existing = await _read_deployment(context, deployment_name)
