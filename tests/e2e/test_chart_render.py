@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,13 @@ def test_attacher_before_1_14_answers_capabilities_without_cloud_access(helm: Pa
 def test_clusters_older_than_1_13_are_refused(helm: Path) -> None:
     with pytest.raises(chart.HelmError, match="kubeVersion"):
         render(helm, "1.12.0")
+
+
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_helm_lint_is_clean(helm: Path, release: str) -> None:
+    """``helm lint --strict``: templates, values and (per release) deprecated API versions."""
+    argv = [str(helm), "lint", "--strict", str(chart.CHART), "--kube-version", release,
+            "--set", "examples.enabled=true,controller.replicas=2"]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
