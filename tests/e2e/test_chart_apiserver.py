@@ -87,6 +87,9 @@ UNEXERCISED: dict[str, dict[Rule, str]] = {
         "WaitForFirstConsumer claim it could not provision there",
         ("apps", "deployments", "delete"): "the operator stops the provisioner of a file system the cloud says is gone",
         ("", "persistentvolumeclaims", "delete"): "the operator removes the share claim of a previous file system",
+        ("tcfsoperator.k8s.io", "tcfs/finalizers", "update"): "not a call but an admission check: with "
+        "OwnerReferencesPermissionEnforcement (on in the test API server) the operator's Deployment is refused "
+        "without it",
     },
     "cfs-csi-subdir-provisioner": {("", "events", "patch"): REPEATED_EVENT},
     "cfs-csi-node": {},  # no API access at all

@@ -170,6 +170,9 @@ def start(root: Path, tools: dict[str, Path], timeout: float = 180, remove_root:
             "--service-account-issuer=https://kubernetes.default.svc",
             "--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true",  # as every real cluster runs it: CSI node plugins are privileged
+            # As hardened clusters run it: an owner reference that blocks the owner's deletion needs the right
+            # to update the owner's finalizers, which RBAC tests must then show.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             "--enable-priority-and-fairness=false", "--profiling=false", "--v=1",
             f"--audit-policy-file={audit_policy}", f"--audit-log-path={plane.audit_log}", "--audit-log-mode=blocking",
         ], logs)  # fmt: skip
