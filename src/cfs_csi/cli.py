@@ -40,6 +40,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--unmount-timeout", type=float, default=NodeTimeouts.unmount)
     p.add_argument("--stats-timeout", type=float, default=NodeTimeouts.stats)
     p.add_argument("--grace", type=float, default=30.0, help="seconds to drain in-flight calls on SIGTERM")
+    p.add_argument(
+        "--probe-cloud",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Probe also checks that the cloud answers (turn off where Probe is a liveness check)",
+    )
     p.set_defaults(run=_run_serve)
 
 
@@ -60,7 +66,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         node = NodeConfig(node_id=args.node_id, mounter=mounter, state_dir=args.state_dir / "node", timeouts=timeouts)
 
     async def main() -> None:
-        await serve(build_server(storage, node), args.endpoint, grace=args.grace)
+        await serve(build_server(storage, node, probe_storage=args.probe_cloud), args.endpoint, grace=args.grace)
 
     asyncio.run(main())
     return 0

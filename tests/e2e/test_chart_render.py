@@ -140,7 +140,7 @@ def test_controller_pod(helm: Path) -> None:
     assert not [a for a in sidecar if "leader-election" in a]  # one replica: nothing to elect
     plugin = container(controller, "csi-cfs")["args"]
     assert plugin[:3] == ["serve", "--component=controller", "--endpoint=unix:///csi/csi.sock"]
-    assert "--backend=tencent" in plugin
+    assert "--backend=tencent" in plugin and "--no-probe-cloud" in plugin  # liveness must not hang on the cloud
     assert container(controller, "csi-cfs")["livenessProbe"]["httpGet"]["port"] == "healthz"
     assert "--health-port=9808" in container(controller, "liveness-probe")["args"]
     operator = container(controller, "tcfs-operator")["args"]

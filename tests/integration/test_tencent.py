@@ -185,6 +185,24 @@ async def test_wrong_credentials_are_unauthenticated_and_never_logged(emulator: 
     assert "wrong-key-VALUE-123" not in log and CLOUD_ENV["TENCENTCLOUD_API_SECRET_KEY"] not in log
 
 
+@pytest.mark.parametrize(("flags", "ready"), [([], False), (["--no-probe-cloud"], True)])
+async def test_probe_reports_a_cloud_outage_unless_told_not_to(
+    emulator: Emulator, mount_root: Path, flags: list[str], ready: bool
+) -> None:
+    """The chart runs the controller with --no-probe-cloud: there Probe feeds the liveness check, and restarting
+    the controller cannot fix the cloud."""
+    driver = start_driver(mount_root, *tencent_driver_flags(emulator), *flags, env=CLOUD_ENV, name="probe")
+    try:
+        emulator.set_faults(error_rate=1.0)
+        async with CsiClient(driver.endpoint) as csi:
+            probe = await csi.identity.Probe(csi_pb2.ProbeRequest(), timeout=20)
+            assert probe.ready.value is ready
+            error = await rpc_error(csi.controller.CreateVolume(create_request("pvc-outage", SEED), timeout=4))
+            assert error.code() == grpc.StatusCode.UNAVAILABLE  # the outage is real either way
+    finally:
+        driver.stop()
+
+
 def test_missing_credentials_or_region_stop_the_controller_with_a_clear_error(
     emulator: Emulator, mount_root: Path
 ) -> None:

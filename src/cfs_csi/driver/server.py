@@ -34,13 +34,19 @@ class NodeConfig:
     timeouts: NodeTimeouts = field(default_factory=NodeTimeouts)
 
 
-def build_server(storage: FileStorage | None, node: NodeConfig | None) -> grpc.aio.Server:
-    """A server with Identity, plus Controller when ``storage`` is given and Node when ``node`` is."""
+def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_storage: bool = True) -> grpc.aio.Server:
+    """A server with Identity, plus Controller when ``storage`` is given and Node when ``node`` is.
+
+    ``probe_storage``: Probe also asks the storage backend (the cloud) whether it answers. Off where Probe drives a
+    liveness check (the livenessprobe sidecar fails on "not ready"): restarting the controller cannot fix a cloud
+    outage, and would cut the calls it has in flight.
+    """
     server = grpc.aio.server(interceptors=[CsiInterceptor()])
     checks: list[ReadinessCheck] = []
     if storage is not None:
         csi_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(storage), server)
-        checks.append(storage.probe)
+        if probe_storage:
+            checks.append(storage.probe)
     if node is not None:
         servicer = NodeServicer(node.node_id, node.mounter, PublishedVolumes(node.state_dir), node.timeouts)
         csi_pb2_grpc.add_NodeServicer_to_server(servicer, server)
