@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -260,3 +261,19 @@ def test_helm_lint_is_clean(helm: Path, release: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"controller.replicas": "0"}, "/controller/replicas"),
+        ({"csiDriver.fsGroupPolicy": "Files"}, "must be one of 'File', 'None', 'ReadWriteOnceWithFSType'"),
+        ({"cloud.credentials.secretid": "AKID"}, "additional properties 'secretid' not allowed"),  # a typo
+        ({"cloud.endpoint": "cfs.tencentcloudapi.com"}, "/cloud/endpoint"),  # no scheme
+        ({"node.kubeletDir": "var/lib/kubelet"}, "/node/kubeletDir"),
+        ({"sidecars.provisioner[0].minKube": "v1.20"}, "/sidecars/provisioner/0/minKube"),
+    ],
+)
+def test_bad_values_are_refused_with_the_path_to_fix(helm: Path, values: dict[str, str], message: str) -> None:
+    with pytest.raises(chart.HelmError, match=re.escape(message)):
+        chart.template(helm, None, values)
