@@ -9,9 +9,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -22,6 +22,8 @@ from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
 from tests.conftest import start_driver, start_emulator
 from tests.e2e.conftest import Kube, pv_gone, wait_for
 from tests.e2e.test_operator import NAMESPACE, Operator, claim, delete_class, deployment, ready_tcfs, share_class
+
+T = TypeVar("T")
 
 
 class Share:
@@ -121,30 +123,29 @@ def test_seed_claim_binds_and_the_node_plugin_mounts_it(
 
 
 def _publish_and_write(endpoint: str, pv: Any, target: Path) -> None:
-    import asyncio
+    def write(mounted: Path) -> None:
+        (mounted / "written-by-pod.txt").write_text("hello from the pod")
 
-    async def go() -> None:
-        async with CsiClient(endpoint) as csi:
-            volume = csi_pb2.Volume(volume_id=pv.spec.csi.volume_handle, volume_context=pv.spec.csi.volume_attributes)
-            await csi.publish(volume, str(target))
-            (target / "written-by-pod.txt").write_text("hello from the pod")
-            stats = await csi.stats(volume.volume_id, str(target))
-            assert stats.usage[0].total > 0
-            await csi.unpublish(volume.volume_id, str(target))
-
-    asyncio.run(go())
+    _while_published(endpoint, pv, target, write)
 
 
 def _published_listing(endpoint: str, pv: Any, target: Path) -> list[str]:
-    """Publish ``pv`` at ``target`` through the node plugin, list what it shows, unpublish."""
+    return _while_published(endpoint, pv, target, lambda mounted: sorted(os.listdir(mounted)))
+
+
+def _while_published(endpoint: str, pv: Any, target: Path, inside: Callable[[Path], T]) -> T:
+    """Publish ``pv`` at ``target`` through the node plugin as the kubelet would, run ``inside``, unpublish."""
     import asyncio
 
-    async def go() -> list[str]:
+    async def go() -> T:
         async with CsiClient(endpoint) as csi:
             volume = csi_pb2.Volume(volume_id=pv.spec.csi.volume_handle, volume_context=pv.spec.csi.volume_attributes)
             await csi.publish(volume, str(target))
             try:
-                return sorted(os.listdir(target))
+                result = inside(target)
+                stats = await csi.stats(volume.volume_id, str(target))
+                assert stats.usage[0].total > 0
+                return result
             finally:
                 await csi.unpublish(volume.volume_id, str(target))
 
