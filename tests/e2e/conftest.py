@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -200,6 +201,53 @@ def dedicated(control_plane: ControlPlane, go_tools: dict[str, Path], kube: Kube
         yield env
     finally:
         env.stop()
+
+
+# --- shared mode: the operator ---------------------------------------------------------------------------
+
+NAMESPACE = "kube-system"
+GROUP, VERSION, PLURAL = "tcfsoperator.k8s.io", "v1alpha1", "tcfs"
+
+
+class Operator:
+    """``cfs-csi operator`` against the emulator; as admin (installing the CRD) unless given another kubeconfig."""
+
+    def __init__(self, root: Path, plane: ControlPlane, emulator: Emulator, kubeconfig: Path | None = None) -> None:
+        self.root, self.plane, self.emulator = root, plane, emulator
+        self.kubeconfig = kubeconfig or plane.kubeconfig
+        self.image = "cfs-csi:test"
+        self.process = self.start()
+
+    def start(self) -> Process:
+        install = ["--install-crd"] if self.kubeconfig == self.plane.kubeconfig else []
+        return spawn("operator", [
+            sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "operator", f"--kubeconfig={self.kubeconfig}",
+            f"--namespace={NAMESPACE}", *install, f"--provisioner-image={self.image}", "--backend=tencent",
+            f"--cfs-endpoint={self.emulator.url}", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
+            "--cluster-id=cls-test", "--cloud-poll-interval=0.3", f"--state-dir={self.root}",
+        ], self.root, env=CLOUD_ENV)  # fmt: skip
+
+    def restart(self) -> None:
+        self.process.popen.send_signal(signal.SIGKILL)
+        self.process.popen.wait(10)
+        self.process = self.start()
+
+
+@pytest.fixture
+def operator(control_plane: ControlPlane, kube: Kube) -> Iterator[Operator]:
+    """A running operator (as admin) and its emulator; Tcfs objects left behind are deleted afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="cfs-op-"))
+    emulator = start_emulator(root, "--create-delay", "0.5")
+    operator = Operator(root, control_plane, emulator)
+    try:
+        yield operator
+    finally:
+        operator.process.stop()
+        print("--- operator log (tail) ---\n" + operator.process.tail(60))
+        emulator.stop()
+        for tcfs in kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
+            kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tcfs["metadata"]["name"])
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- the Helm chart against the control plane ----------------------------------------------------------------

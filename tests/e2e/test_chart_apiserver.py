@@ -26,10 +26,10 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from cfs_csi.devcluster.cluster import ControlPlane
 from tests.conftest import start_emulator
-from tests.e2e.conftest import Kube, apply, pv_gone, start_dedicated, wait_for
+from tests.e2e.conftest import NAMESPACE, Kube, Operator, apply, pv_gone, start_dedicated, wait_for
 from tests.e2e.test_chart_render import CURRENT, RELEASES, render
 from tests.e2e.test_dedicated import bound, pvc_body, seed
-from tests.e2e.test_operator import NAMESPACE, Operator, claim
+from tests.e2e.test_operator import claim
 from tests.e2e.test_subdir import Share
 
 # Everything optional switched on, so that every template produces its objects.

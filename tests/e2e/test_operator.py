@@ -3,64 +3,13 @@
 from __future__ import annotations
 
 import copy
-import shutil
-import signal
-import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
-from tests.conftest import CLOUD_ENV, Emulator, cloud_create, start_emulator
-from tests.e2e.conftest import EXAMPLES, Kube, wait_for
-
-NAMESPACE = "kube-system"
-GROUP, VERSION, PLURAL = "tcfsoperator.k8s.io", "v1alpha1", "tcfs"
-
-
-class Operator:
-    """``cfs-csi operator`` against the emulator; as admin (installing the CRD) unless given another kubeconfig."""
-
-    def __init__(self, root: Path, plane: ControlPlane, emulator: Emulator, kubeconfig: Path | None = None) -> None:
-        self.root, self.plane, self.emulator = root, plane, emulator
-        self.kubeconfig = kubeconfig or plane.kubeconfig
-        self.image = "cfs-csi:test"
-        self.process = self.start()
-
-    def start(self) -> Process:
-        install = ["--install-crd"] if self.kubeconfig == self.plane.kubeconfig else []
-        return spawn("operator", [
-            sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "operator", f"--kubeconfig={self.kubeconfig}",
-            f"--namespace={NAMESPACE}", *install, f"--provisioner-image={self.image}", "--backend=tencent",
-            f"--cfs-endpoint={self.emulator.url}", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
-            "--cluster-id=cls-test", "--cloud-poll-interval=0.3", f"--state-dir={self.root}",
-        ], self.root, env=CLOUD_ENV)  # fmt: skip
-
-    def restart(self) -> None:
-        self.process.popen.send_signal(signal.SIGKILL)
-        self.process.popen.wait(10)
-        self.process = self.start()
-
-
-@pytest.fixture
-def shared(control_plane: ControlPlane, kube: Kube) -> Iterator[Operator]:
-    root = Path(tempfile.mkdtemp(prefix="cfs-op-"))
-    emulator = start_emulator(root, "--create-delay", "1")
-    operator = Operator(root, control_plane, emulator)
-    try:
-        yield operator
-    finally:
-        operator.process.stop()
-        print("--- operator log (tail) ---\n" + operator.process.tail(60))
-        emulator.stop()
-        for tcfs in kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
-            kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tcfs["metadata"]["name"])
-        shutil.rmtree(root, ignore_errors=True)
+from tests.conftest import Emulator, cloud_create
+from tests.e2e.conftest import EXAMPLES, GROUP, NAMESPACE, PLURAL, VERSION, Kube, Operator, wait_for
 
 
 def share_class(name: str = "cfs-share", **params: str) -> dict[str, Any]:
@@ -133,7 +82,7 @@ def delete_class(kube: Kube, name: str, namespace: str = "default") -> None:
             raise
 
 
-def test_seed_class_and_claim_give_a_ready_tcfs_and_its_deployment(kube: Kube, shared: Operator) -> None:
+def test_seed_class_and_claim_give_a_ready_tcfs_and_its_deployment(kube: Kube, operator: Operator) -> None:
     kube.create(share_class())
     kube.create(claim("cfs-share-1", "cfs-share"))
     try:
@@ -143,11 +92,11 @@ def test_seed_class_and_claim_give_a_ready_tcfs_and_its_deployment(kube: Kube, s
             "reclaimpolicy": "Retain", "storagetype": "SD", "subnetid": "subnet-rtwb42lu", "vpcid": "vpc-oilua6pt",
             "zone": "ap-guangzhou-3", "vers": "3",
         }  # fmt: skip
-        [fs] = shared.emulator.file_systems()
+        [fs] = operator.emulator.file_systems()
         assert fs["FsName"] == "cls-test_sharedCFS-cfs-share"
         status = found["status"]
         server = (status["cfsserver"], status["cfsfilesystemid"])
-        assert server == mount_target(shared.emulator, str(fs["FileSystemId"]))
+        assert server == mount_target(operator.emulator, str(fs["FileSystemId"]))
         assert status["cfsid"] == fs["FileSystemId"]
 
         dep = wait_for("the provisioner Deployment", lambda: deployment(kube, "com.tencent.cloud.csi.tcfs.cfs-share"))
@@ -181,12 +130,12 @@ def test_seed_class_and_claim_give_a_ready_tcfs_and_its_deployment(kube: Kube, s
     wait_for("the Deployment deleted", lambda: deployment(kube, "com.tencent.cloud.csi.tcfs.cfs-share") is None,
              timeout=90)  # fmt: skip
     wait_for("the share PV and PVC deleted", lambda: share_gone(kube, share), timeout=90)
-    assert len(shared.emulator.file_systems()) == 1
+    assert len(operator.emulator.file_systems()) == 1
 
 
-def test_from_exist_cfs_and_the_fixed_name_reuse_file_systems(kube: Kube, shared: Operator) -> None:
-    existing = cloud_create(shared.emulator, "made-by-hand")
-    named = cloud_create(shared.emulator, "cls-test_sharedCFS-cfs-named")
+def test_from_exist_cfs_and_the_fixed_name_reuse_file_systems(kube: Kube, operator: Operator) -> None:
+    existing = cloud_create(operator.emulator, "made-by-hand")
+    named = cloud_create(operator.emulator, "cls-test_sharedCFS-cfs-named")
     kube.create(share_class("cfs-exist", fromExistCfs=existing))
     kube.create(share_class("cfs-named"))
     kube.create(claim("exist-1", "cfs-exist"))
@@ -197,29 +146,29 @@ def test_from_exist_cfs_and_the_fixed_name_reuse_file_systems(kube: Kube, shared
         assert from_exist["spec"]["fromExistCfs"] == existing and from_exist["status"]["cfsid"] == existing
         assert by_name["status"]["cfsid"] == named
         assert (by_name["status"]["cfsserver"], by_name["status"]["cfsfilesystemid"]) == mount_target(
-            shared.emulator, named
+            operator.emulator, named
         )
-        assert len(shared.emulator.file_systems()) == 2  # nothing new was created
+        assert len(operator.emulator.file_systems()) == 2  # nothing new was created
     finally:
         delete_class(kube, "cfs-exist")
         delete_class(kube, "cfs-named")
 
 
-def test_operator_restarted_mid_way_converges_without_duplicates(kube: Kube, shared: Operator) -> None:
-    shared.emulator.set_faults(create_delay=4.0)
+def test_operator_restarted_mid_way_converges_without_duplicates(kube: Kube, operator: Operator) -> None:
+    operator.emulator.set_faults(create_delay=4.0)
     kube.create(share_class("cfs-slow"))
     kube.create(claim("slow-1", "cfs-slow"))
     try:
-        wait_for("the file system being created", lambda: shared.emulator.file_systems(), timeout=60, interval=0.1)
-        shared.restart()
+        wait_for("the file system being created", lambda: operator.emulator.file_systems(), timeout=60, interval=0.1)
+        operator.restart()
         wait_for("Tcfs cfs-slow ready", lambda: ready_tcfs(kube, "cfs-slow"), timeout=120)
         wait_for("the Deployment", lambda: deployment(kube, "com.tencent.cloud.csi.tcfs.cfs-slow"), timeout=60)
-        assert [fs["FsName"] for fs in shared.emulator.file_systems()] == ["cls-test_sharedCFS-cfs-slow"]
+        assert [fs["FsName"] for fs in operator.emulator.file_systems()] == ["cls-test_sharedCFS-cfs-slow"]
     finally:
         delete_class(kube, "cfs-slow")
 
 
-def test_an_invalid_shared_class_gets_a_warning_on_the_claim(kube: Kube, shared: Operator) -> None:
+def test_an_invalid_shared_class_gets_a_warning_on_the_claim(kube: Kube, operator: Operator) -> None:
     body = share_class("cfs-wrong", storagetype="XL")
     kube.create(body)
     kube.create(claim("wrong-1", "cfs-wrong"))
@@ -234,6 +183,6 @@ def test_an_invalid_shared_class_gets_a_warning_on_the_claim(kube: Kube, shared:
         message = wait_for("a Warning event on the claim", warning, timeout=60)
         assert "storagetype" in message
         assert tcfs(kube, "cfs-wrong") is None
-        assert shared.emulator.file_systems() == []
+        assert operator.emulator.file_systems() == []
     finally:
         delete_class(kube, "cfs-wrong")

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,9 +17,9 @@ from kubernetes.client.exceptions import ApiException
 from cfs_csi.client import CsiClient
 from cfs_csi.csi import csi_pb2
 from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
-from tests.conftest import start_driver, start_emulator
-from tests.e2e.conftest import Kube, pv_gone, wait_for
-from tests.e2e.test_operator import NAMESPACE, Operator, claim, delete_class, deployment, ready_tcfs, share_class
+from tests.conftest import start_driver
+from tests.e2e.conftest import NAMESPACE, Kube, Operator, pv_gone, wait_for
+from tests.e2e.test_operator import claim, delete_class, deployment, ready_tcfs, share_class
 
 T = TypeVar("T")
 
@@ -64,19 +62,6 @@ class Share:
             process.stop()
             print(f"--- {process.name} (tail) ---\n{process.tail(30)}")
         delete_class(self.kube, self.name)
-
-
-@pytest.fixture
-def operator(control_plane: ControlPlane, kube: Kube) -> Iterator[Operator]:
-    root = Path(tempfile.mkdtemp(prefix="cfs-sub-"))
-    emulator = start_emulator(root, "--create-delay", "0.5")
-    running = Operator(root, control_plane, emulator)
-    try:
-        yield running
-    finally:
-        running.process.stop()
-        emulator.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def bound_claims(kube: Kube, namespace: str) -> bool:
