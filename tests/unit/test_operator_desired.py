@@ -166,6 +166,8 @@ def test_ready_condition_keeps_its_transition_time() -> None:
     ready = ready_condition(True, "FileSystemReady", "ok", "t3", again)
     assert again[0]["lastTransitionTime"] == "t1"
     assert ready[0]["lastTransitionTime"] == "t3" and ready[0]["status"] == "True"
+    # Nothing changed, nothing differs: the operator skips the status patch on exactly this equality.
+    assert ready_condition(True, "FileSystemReady", "ok", "t4", ready) == ready
 
 
 @pytest.mark.parametrize(

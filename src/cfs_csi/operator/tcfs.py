@@ -173,10 +173,8 @@ async def _set_status(
     }
     if fs is not None:
         patch.update(cfsserver=fs.server, cfsfilesystemid=fs.fsid, cfsid=fs.cloud_id)
-    unchanged = all(status.get(k) == v for k, v in patch.items() if k != "conditions") and [
-        {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status.get("conditions") or []
-    ] == [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in patch["conditions"]]
-    if unchanged:
+    # ready_condition keeps the transition time while the status stays, so an unchanged status compares equal.
+    if all(status.get(key) == value for key, value in patch.items()):
         return
     api = k8s.CustomObjectsApi(context.api)
     await asyncio.to_thread(api.patch_namespaced_custom_object_status, *_RESOURCE[:2], context.namespace,
