@@ -218,3 +218,25 @@ def test_share_volume_is_a_pre_bound_static_volume_of_our_driver(
     assert desired_deployment(tcfs, other, TEMPLATE)["spec"]["template"]["spec"]["volumes"][0] == {
         "name": "cfs-share", "persistentVolumeClaim": {"claimName": "tcfs-cfs-share-abcd1234"},
     }  # fmt: skip
+
+
+LONG = "a" * 253  # the longest StorageClass name Kubernetes accepts
+
+
+@pytest.mark.parametrize(
+    ("name", "label_length", "volume_length"),
+    [("cfs-share", 9, len("tcfs-cfs-share-wmyio3c8")), (LONG, 63, 253), ("b" * 63, 63, 5 + 63 + 9)],
+)
+def test_names_and_labels_fit_the_api_limits(name: str, label_length: int, volume_length: int) -> None:
+    tcfs = {**TCFS, "metadata": {**TCFS["metadata"], "name": name}}
+    pv, pvc = desired_share_volume(tcfs, FS)
+    label = pv["metadata"]["labels"]["tcfsoperator.k8s.io/tcfs"]
+    assert len(label) == label_length and len(pv["metadata"]["name"]) == volume_length
+    assert pvc["metadata"]["labels"] == pv["metadata"]["labels"]
+    deployment = desired_deployment(tcfs, FS, TEMPLATE)
+    assert deployment["spec"]["selector"]["matchLabels"]["tcfsoperator.k8s.io/tcfs"] == label
+    if len(name) <= 63:
+        assert label == name  # short names are left as they are: existing objects keep their labels
+    else:
+        other = {**tcfs, "metadata": {**tcfs["metadata"], "name": name[:-1] + "b"}}
+        assert desired_share_volume(other, FS)[0]["metadata"]["labels"]["tcfsoperator.k8s.io/tcfs"] != label

@@ -70,7 +70,7 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
     metadata = tcfs["metadata"]
     spec = tcfs.get("spec") or {}
     name = str(spec.get("provisionername") or "")
-    labels = {"app": APP_LABEL, TCFS_LABEL: str(metadata["name"])}
+    labels = {"app": APP_LABEL, TCFS_LABEL: tcfs_label(str(metadata["name"]))}
     path = nfs_path(spec, fs.fsid)
     share = share_volume_name(str(metadata["name"]), fs)  # mounted by the node plugin: see desired_share_volume
     env = [
@@ -122,9 +122,23 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
     }  # fmt: skip
 
 
+def _shortened(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its head and a hash of the whole (still unique)."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{text[: limit - 11].rstrip('.-')}-{digest}"
+
+
+def tcfs_label(tcfs_name: str) -> str:
+    """The value of the ``tcfsoperator.k8s.io/tcfs`` label: the Tcfs name, shortened past the 63-character limit
+    of label values (a StorageClass name may have 253)."""
+    return _shortened(tcfs_name, 63)
+
+
 def share_volume_name(tcfs_name: str, fs: SharedFileSystem) -> str:
     """Name of the share's PV and PVC; it names the FSID, so another file system gets new objects."""
-    return f"tcfs-{tcfs_name}-{fs.fsid}"
+    return f"tcfs-{_shortened(tcfs_name, 253 - len(f'tcfs--{fs.fsid}'))}-{fs.fsid}"
 
 
 def desired_share_volume(tcfs: Mapping[str, Any], fs: SharedFileSystem) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -139,7 +153,7 @@ def desired_share_volume(tcfs: Mapping[str, Any], fs: SharedFileSystem) -> tuple
     metadata = tcfs["metadata"]
     spec = tcfs.get("spec") or {}
     name = share_volume_name(str(metadata["name"]), fs)
-    labels = {TCFS_LABEL: str(metadata["name"])}
+    labels = {TCFS_LABEL: tcfs_label(str(metadata["name"]))}
     access = {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeMode": "Filesystem"}
     class_owners = [
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": o["name"], "uid": o["uid"],

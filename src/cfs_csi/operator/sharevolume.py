@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from cfs_csi.kube.objects import create_unless_exists, read_or_none
 from cfs_csi.operator.context import OperatorContext
-from cfs_csi.operator.desired import TCFS_LABEL, SharedFileSystem, desired_share_volume
+from cfs_csi.operator.desired import TCFS_LABEL, SharedFileSystem, desired_share_volume, tcfs_label
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def ensure_share_volume(context: OperatorContext, tcfs: dict[str, Any], fs
 
 async def _remove_others(core: k8s.CoreV1Api, tcfs_name: str, keep: str, namespace: str) -> None:
     """Delete the share PVs and PVCs of this Tcfs that name another file system."""
-    selector = f"{TCFS_LABEL}={tcfs_name}"
+    selector = f"{TCFS_LABEL}={tcfs_label(tcfs_name)}"
     claims = await asyncio.to_thread(core.list_namespaced_persistent_volume_claim, namespace, label_selector=selector)
     volumes = await asyncio.to_thread(core.list_persistent_volume, label_selector=selector)
 
