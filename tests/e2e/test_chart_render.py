@@ -116,7 +116,6 @@ def test_the_old_crd_serves_the_same_resource(helm: Path) -> None:
 
 def test_manifests_are_the_default_render(helm: Path) -> None:
     assert chart.MANIFEST.read_text() == chart.manifest(helm), "run python scripts/render_manifests.py"
-    assert chart.objects(chart.MANIFEST.read_text()) == render(helm, None)
 
 
 def test_examples_are_the_seeds_objects(helm: Path) -> None:

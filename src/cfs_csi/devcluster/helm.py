@@ -34,7 +34,6 @@ def template(
     helm: Path,
     kube_version: str | None = None,
     values: Mapping[str, str] | None = None,
-    show_only: str | None = None,
     timeout: float = 60,
 ) -> str:
     """``helm template`` of the chart as text; ``values`` are ``--set`` pairs."""
@@ -43,8 +42,6 @@ def template(
         argv += ["--kube-version", kube_version]
     for key, value in (values or {}).items():
         argv += ["--set", f"{key}={value}"]
-    if show_only:
-        argv += ["--show-only", show_only]
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:

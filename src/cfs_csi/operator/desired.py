@@ -61,7 +61,8 @@ def tcfs_object(shared: SharedClass, namespace: str) -> dict[str, Any]:
 
 
 def nfs_path(spec: Mapping[str, Any], fsid: str) -> str:
-    """The export the provisioner mounts: ``/<fsid>/`` for NFSv3, ``/`` for NFSv4 (as the node plugin does)."""
+    """The share's export (the provisioner's ``NFS_PATH``): ``/<fsid>/`` for NFSv3, ``/`` for NFSv4, as the node
+    plugin mounts it."""
     return "/" if str(spec.get("vers") or "3") == NfsVersion.V4.value else f"/{fsid}/"
 
 

@@ -20,6 +20,7 @@ from cfs_csi.cloud.factory import backend_from_arguments
 from cfs_csi.kube.kopfrun import configure_kopf
 from cfs_csi.operator.context import OperatorContext
 from cfs_csi.operator.desired import ProvisionerTemplate
+from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +57,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def install_crd(api: Any) -> None:
+    """Create the Tcfs CRD unless it exists; :func:`wait_for_tcfs_api` then waits until it is served."""
     from kubernetes import client as k8s
     from kubernetes.client.exceptions import ApiException
 
-    extensions = k8s.ApiextensionsV1Api(api)
     try:
-        extensions.create_custom_resource_definition(crd_manifest())  # type: ignore[arg-type]
+        k8s.ApiextensionsV1Api(api).create_custom_resource_definition(crd_manifest())  # type: ignore[arg-type]
         log.info("installed CRD %s", CRD_NAME)
     except ApiException as exc:
         if exc.status != 409:
             raise
-    for _ in range(60):
-        crd = extensions.read_custom_resource_definition(CRD_NAME)
-        conditions = crd.status.conditions if crd.status else None
-        if any(c.type == "Established" and c.status == "True" for c in conditions or []):
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"CRD {CRD_NAME} was not established within 30s")
 
 
 def wait_for_tcfs_api(api: Any, timeout: float = 60) -> None:
@@ -83,20 +77,19 @@ def wait_for_tcfs_api(api: Any, timeout: float = 60) -> None:
     from kubernetes import client as k8s
     from kubernetes.client.exceptions import ApiException
 
-    group, version = CRD_NAME.split(".", 1)[1], "v1alpha1"
     deadline = time.monotonic() + timeout
     while True:
         try:
-            served = k8s.CustomObjectsApi(api).get_api_resources(group, version)
-            if any(r.name == "tcfs" for r in served.resources):
+            served = k8s.CustomObjectsApi(api).get_api_resources(TCFS_GROUP, TCFS_VERSION)
+            if any(r.name == TCFS_PLURAL for r in served.resources):
                 return
         except ApiException as exc:
             if exc.status != 404:
                 raise
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{group}/{version} Tcfs is not served: apply the CRD (the Helm chart has it) "
-                               "or run the operator with --install-crd")  # fmt: skip
-        time.sleep(1)
+            raise RuntimeError(f"{TCFS_GROUP}/{TCFS_VERSION} Tcfs is not served: apply the CRD (the Helm chart has "
+                               "it) or run the operator with --install-crd")  # fmt: skip
+        time.sleep(0.5)
 
 
 async def _operate(context: OperatorContext, leader_elect: bool) -> None:
