@@ -10,16 +10,28 @@ import pytest
 from cfs_csi.operator.desired import (
     SPEC_HASH,
     Action,
+    Conflict,
     ProvisionerTemplate,
     SharedFileSystem,
     deployment_action,
+    deployment_owner,
     desired_deployment,
     desired_share_volume,
     nfs_path,
+    readiness,
     ready_condition,
+    share_owner,
     tcfs_object,
 )
-from cfs_csi.operator.shared import is_shared, parse_shared_class, shared_fs_name
+from cfs_csi.operator.ownership import not_ours
+from cfs_csi.operator.shared import (
+    ClassKind,
+    class_kind,
+    is_shared,
+    parse_shared_class,
+    shared_fs_name,
+    unserved_message,
+)
 from cfs_csi.volume.errors import InvalidArgument
 
 SEED_SHARE = {
@@ -136,20 +148,29 @@ def stamped(deployment: dict[str, Any], value: str) -> dict[str, Any]:
 
 
 DESIRED = desired_deployment(TCFS, FS, TEMPLATE)
+#: A Deployment someone else made under the name the Tcfs asks for (the victim of issue 11, finding 12).
+VICTIM = {"metadata": {"name": "com.tencent.cloud.csi.tcfs.cfs-share", "labels": {"app": "victim"}},
+          "spec": {"replicas": 1}}  # fmt: skip
 ACTIONS = [
     ("nothing exists", None, DESIRED, Action.CREATE),
     ("up to date", DESIRED, DESIRED, Action.NONE),
     ("server defaults do not matter", {**DESIRED, "status": {"replicas": 1}}, DESIRED, Action.NONE),
     ("spec changed", stamped(DESIRED, "old"), DESIRED, Action.UPDATE),
-    ("not stamped by us", {"metadata": {"name": "x"}}, DESIRED, Action.UPDATE),
+    ("ours, hash annotation removed", {**DESIRED, "metadata": {**DESIRED["metadata"], "annotations": {}}}, DESIRED,
+     Action.UPDATE),
     ("no longer wanted", DESIRED, None, Action.DELETE),
     ("nothing either way", None, None, Action.NONE),
-]
+    ("not ours, file system ready", VICTIM, DESIRED, Action.NOT_OURS),
+    ("not ours, file system missing", VICTIM, None, Action.NOT_OURS),
+    ("bare object of that name", {"metadata": {"name": "x"}}, DESIRED, Action.NOT_OURS),
+    ("another Tcfs's", desired_deployment({**TCFS, "metadata": {**TCFS["metadata"], "uid": "uid-other"}}, FS,
+                                          TEMPLATE), None, Action.NOT_OURS),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("case", "existing", "desired", "action"), ACTIONS, ids=[c[0] for c in ACTIONS])
 def test_deployment_action(case: str, existing: Any, desired: Any, action: Action) -> None:
-    assert deployment_action(existing, desired) is action
+    assert deployment_action(existing, desired, deployment_owner(TCFS)) is action
 
 
 def test_a_new_image_or_server_changes_the_hash() -> None:
@@ -197,6 +218,7 @@ def test_share_volume_is_a_pre_bound_static_volume_of_our_driver(
     pv, pvc = desired_share_volume(tcfs, FS)
     name = "tcfs-cfs-share-wmyio3c8"
     assert pv["metadata"] == {"name": name, "labels": {"tcfsoperator.k8s.io/tcfs": "cfs-share"},
+                              "annotations": {"tcfsoperator.k8s.io/tcfs-uid": "uid-tcfs"},
                               "ownerReferences": pv_owners}  # fmt: skip
     assert pv["spec"]["csi"] == {
         "driver": "com.tencent.cloud.csi.cfs", "volumeHandle": name,
@@ -212,6 +234,10 @@ def test_share_volume_is_a_pre_bound_static_volume_of_our_driver(
     assert pvc["spec"]["accessModes"] == pv["spec"]["accessModes"] == ["ReadWriteMany"]
     [owner] = pvc["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("Tcfs", "uid-tcfs", True)
+    # What we create proves itself ours, by the rule the operator checks before it deletes or uses an object.
+    assert not_ours(pv["metadata"], share_owner(tcfs), by_annotation=True) is None
+    assert not_ours(pvc["metadata"], share_owner(tcfs)) is None
+    assert not_ours(desired_deployment(tcfs, FS, TEMPLATE)["metadata"], deployment_owner(tcfs)) is None
     # Another file system, other objects (and so a new Deployment, whose volume names them).
     other = SharedFileSystem("10.0.33.131", "abcd1234")
     assert desired_share_volume(tcfs, other)[0]["metadata"]["name"] == "tcfs-cfs-share-abcd1234"
@@ -240,3 +266,56 @@ def test_names_and_labels_fit_the_api_limits(name: str, label_length: int, volum
     else:
         other = {**tcfs, "metadata": {**tcfs["metadata"], "name": name[:-1] + "b"}}
         assert desired_share_volume(other, FS)[0]["metadata"]["labels"]["tcfsoperator.k8s.io/tcfs"] != label
+
+
+def test_readiness_names_the_conflict_and_keeps_the_file_system() -> None:
+    assert readiness(FS, []) == (True, "FileSystemReady", "10.0.33.130:/wmyio3c8/ (cfs-abc)")
+    first = Conflict("ShareVolumeNotOwned", "PersistentVolume tcfs-cfs-share-wmyio3c8 exists but ...")
+    second = Conflict("DeploymentNotOwned", "Deployment kube-system/x exists but ...")
+    ready, reason, message = readiness(FS, [first, second])
+    assert (ready, reason) == (False, "ShareVolumeNotOwned")
+    assert message == ("PersistentVolume tcfs-cfs-share-wmyio3c8 exists but ...; Deployment kube-system/x exists "
+                       "but ...; file system 10.0.33.130:/wmyio3c8/ (cfs-abc) is ready")  # fmt: skip
+
+
+def sc(provisioner: str, **params: str) -> dict[str, Any]:
+    return {"metadata": {"name": "cfs-share", "uid": "uid-sc"}, "provisioner": provisioner, "parameters": params}
+
+
+TCFS_PROVISIONER = "com.tencent.cloud.csi.tcfs.cfs-share"
+KINDS = [
+    ("seed", SEED_SHARE, ClassKind.SHARED),
+    ("true, any case and spaces", sc(TCFS_PROVISIONER, **{"Subdir-Share": " TRUE "}), ClassKind.SHARED),
+    # parse_shared_class then refuses these two with "needs provisioner" (INVALID above).
+    ("true on the dedicated provisioner", sc("com.tencent.cloud.csi.cfs", **{"subdir-share": "true"}),
+     ClassKind.SHARED),
+    ("true on another class's tcfs provisioner", sc("com.tencent.cloud.csi.tcfs.other", **{"subdir-share": "true"}),
+     ClassKind.SHARED),
+    ("dedicated class", sc("com.tencent.cloud.csi.cfs", vpcid="vpc-a"), ClassKind.OTHER),
+    ("dedicated class, bad subdir-share (the controller refuses it)",
+     sc("com.tencent.cloud.csi.cfs", **{"subdir-share": "yes"}), ClassKind.OTHER),
+    ("another driver", sc("example.com/nfs", **{"subdir-share": "yes"}), ClassKind.OTHER),
+    ("no parameters", {"metadata": {"name": "x"}, "provisioner": "example.com/nfs"}, ClassKind.OTHER),
+    ("tcfs provisioner, no subdir-share", sc(TCFS_PROVISIONER, vpcid="vpc-a"), ClassKind.PROVISIONER_ONLY),
+    ("tcfs provisioner, subdir-share false", sc(TCFS_PROVISIONER, **{"subdir-share": "false"}),
+     ClassKind.PROVISIONER_ONLY),
+    ("tcfs provisioner, subdir-share empty", sc(TCFS_PROVISIONER, **{"subdir-share": ""}),
+     ClassKind.PROVISIONER_ONLY),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "body", "kind"), KINDS, ids=[c[0] for c in KINDS])
+def test_class_kind(case: str, body: dict[str, Any], kind: ClassKind) -> None:
+    assert class_kind(body) is kind
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on", "True1", "ture"])
+@pytest.mark.parametrize("provisioner", [TCFS_PROVISIONER, "com.tencent.cloud.csi.tcfs.other"])
+def test_a_bad_subdir_share_on_a_tcfs_provisioner_is_an_error(provisioner: str, value: str) -> None:
+    with pytest.raises(InvalidArgument, match=f'subdir-share \'{value}\' is not "true" or "false"'):
+        class_kind(sc(provisioner, **{"subdir-share": value}))
+
+
+def test_an_unserved_tcfs_class_says_what_is_missing() -> None:
+    message = unserved_message(sc(TCFS_PROVISIONER))
+    assert "cfs-share" in message and TCFS_PROVISIONER in message and 'subdir-share: "true"' in message

@@ -7,11 +7,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cfs_csi import DRIVER_NAME
+from cfs_csi.operator.ownership import TCFS_UID, Owner, not_ours
 from cfs_csi.operator.shared import TCFS_GROUP, TCFS_VERSION, SharedClass
 from cfs_csi.volume.params import NfsVersion
 
@@ -71,7 +72,7 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
     metadata = tcfs["metadata"]
     spec = tcfs.get("spec") or {}
     name = str(spec.get("provisionername") or "")
-    labels = {"app": APP_LABEL, TCFS_LABEL: tcfs_label(str(metadata["name"]))}
+    labels = dict(deployment_owner(tcfs).labels)
     path = nfs_path(spec, fs.fsid)
     share = share_volume_name(str(metadata["name"]), fs)  # mounted by the node plugin: see desired_share_volume
     env = [
@@ -123,6 +124,18 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
     }  # fmt: skip
 
 
+def deployment_owner(tcfs: Mapping[str, Any]) -> Owner:
+    """Who a provisioner Deployment must prove it belongs to: this Tcfs (by uid), with both our labels."""
+    name = str(tcfs["metadata"]["name"])
+    return Owner(name, str(tcfs["metadata"].get("uid") or ""), {"app": APP_LABEL, TCFS_LABEL: tcfs_label(name)})
+
+
+def share_owner(tcfs: Mapping[str, Any]) -> Owner:
+    """Who a share PV or PVC must prove it belongs to: this Tcfs (by uid), with its label."""
+    name = str(tcfs["metadata"]["name"])
+    return Owner(name, str(tcfs["metadata"].get("uid") or ""), {TCFS_LABEL: tcfs_label(name)})
+
+
 def _shortened(text: str, limit: int) -> str:
     """``text`` if it fits in ``limit`` characters, else its head and a hash of the whole (still unique)."""
     if len(text) <= limit:
@@ -154,7 +167,7 @@ def desired_share_volume(tcfs: Mapping[str, Any], fs: SharedFileSystem) -> tuple
     metadata = tcfs["metadata"]
     spec = tcfs.get("spec") or {}
     name = share_volume_name(str(metadata["name"]), fs)
-    labels = {TCFS_LABEL: tcfs_label(str(metadata["name"]))}
+    labels = dict(share_owner(tcfs).labels)
     access = {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeMode": "Filesystem"}
     class_owners = [
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": o["name"], "uid": o["uid"],
@@ -164,7 +177,9 @@ def desired_share_volume(tcfs: Mapping[str, Any], fs: SharedFileSystem) -> tuple
     pv = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": {"name": name, "labels": labels, "ownerReferences": class_owners},
+        # The annotation is the PV's proof of ownership (see :mod:`.ownership`): it can name no Tcfs as owner.
+        "metadata": {"name": name, "labels": labels, "annotations": {TCFS_UID: str(metadata["uid"])},
+                     "ownerReferences": class_owners},
         "spec": {
             **access,
             "capacity": {"storage": SHARE_CAPACITY},
@@ -199,11 +214,20 @@ class Action(enum.Enum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    #: An object of that name exists and is not ours: left alone, and reported.
+    NOT_OURS = "not-ours"
 
 
-def deployment_action(existing: Mapping[str, Any] | None, desired: Mapping[str, Any] | None) -> Action:
-    """Compare by the hash of the desired spec we stamped on the Deployment, not field by field: the API
-    server fills in defaults, so a field-by-field comparison would always see a difference."""
+def deployment_action(existing: Mapping[str, Any] | None, desired: Mapping[str, Any] | None, owner: Owner) -> Action:
+    """What to do with the Deployment named by the Tcfs.
+
+    One that exists is replaced or deleted only if it proves it is ``owner``'s (:func:`.ownership.not_ours`);
+    otherwise it is never touched, whatever is desired. Ours is compared by the hash of the desired spec we
+    stamped on it, not field by field: the API server fills in defaults, so a field-by-field comparison would
+    always see a difference.
+    """
+    if existing is not None and not_ours(existing.get("metadata"), owner) is not None:
+        return Action.NOT_OURS
     if desired is None:
         return Action.DELETE if existing is not None else Action.NONE
     if existing is None:
@@ -220,3 +244,38 @@ def ready_condition(ready: bool, reason: str, message: str, now: str, previous: 
     others = [c for c in previous or [] if c.get("type") != "Ready"]
     return [*others, {"type": "Ready", "status": status, "reason": reason, "message": message,
                       "lastTransitionTime": since}]  # fmt: skip
+
+
+#: Ready condition reasons (and Warning event reasons) for an object in our way that is not ours.
+DEPLOYMENT_NOT_OWNED = "DeploymentNotOwned"
+SHARE_VOLUME_NOT_OWNED = "ShareVolumeNotOwned"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An object the operator needs to manage, that exists under our name and is not ours."""
+
+    reason: str
+    message: str
+
+
+def conflict(reason: str, what: str, metadata: Mapping[str, Any] | None, owner: Owner, *,
+             by_annotation: bool = False) -> Conflict | None:  # fmt: skip
+    """The conflict of an existing object ``what`` (kind and name), or ``None`` when it is ours."""
+    why = not_ours(metadata, owner, by_annotation=by_annotation)
+    if why is None:
+        return None
+    return Conflict(reason, f"{what} exists but is not managed by Tcfs {owner.name} ({why}); it was left alone: "
+                            "delete or rename it, or change the Tcfs")  # fmt: skip
+
+
+def readiness(fs: SharedFileSystem, conflicts: Sequence[Conflict]) -> tuple[bool, str, str]:
+    """The Ready condition (status, reason, message) of a Tcfs whose file system is ready.
+
+    A conflict makes it not Ready under the conflict's reason (the first one's when there are several), and the
+    message still says the file system is ready, so that nobody goes looking for a cloud problem.
+    """
+    where = f"{fs.server}:/{fs.fsid}/ ({fs.cloud_id or 'id unknown'})"
+    if not conflicts:
+        return True, "FileSystemReady", where
+    return False, conflicts[0].reason, "; ".join([*(c.message for c in conflicts), f"file system {where} is ready"])

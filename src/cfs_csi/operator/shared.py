@@ -8,6 +8,7 @@ uses the class instead of as a provisioner that never answers.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,52 @@ def shared_fs_name(storage_class: str) -> str:
 
 def is_shared(parameters: Mapping[str, str] | None) -> bool:
     return any(k.lower() == "subdir-share" and v.strip().lower() == "true" for k, v in (parameters or {}).items())
+
+
+class ClassKind(enum.Enum):
+    """What a claim's StorageClass means to the operator (see :func:`class_kind`)."""
+
+    #: None of shared mode's business (a dedicated class, another driver's class).
+    OTHER = "other"
+    #: ``subdir-share: "true"``: validate it with :func:`parse_shared_class` and give it a Tcfs.
+    SHARED = "shared"
+    #: A ``com.tencent.cloud.csi.tcfs.*`` provisioner without ``subdir-share: "true"``: only a Tcfs made by hand
+    #: can serve it; if none names that provisioner, its claims would wait forever (:func:`unserved_message`).
+    PROVISIONER_ONLY = "provisioner-only"
+
+
+def class_kind(storage_class: Mapping[str, Any]) -> ClassKind:
+    """Classify a claim's StorageClass; :class:`InvalidArgument` when it is shared mode's but wrong.
+
+    The ``com.tencent.cloud.csi.tcfs.`` prefix marks a class as shared mode's as surely as ``subdir-share`` does:
+    nothing else serves that provisioner. So a misspelt ``subdir-share`` (``"yes"``) on such a class is an error
+    to report on the claim, not a class to ignore (which left the claim Pending without a word). On a dedicated
+    class the CSI controller refuses the same value itself.
+    """
+    values = [v for k, v in (storage_class.get("parameters") or {}).items() if k.strip().lower() == "subdir-share"]
+    value = values[0].strip() if values else ""
+    if value.lower() == "true":
+        return ClassKind.SHARED
+    provisioner = str(storage_class.get("provisioner") or "")
+    if not provisioner.startswith(PROVISIONER_PREFIX):
+        return ClassKind.OTHER
+    if value.lower() not in ("", "false"):
+        name = (storage_class.get("metadata") or {}).get("name", "")
+        raise InvalidArgument(
+            f'StorageClass {name}: subdir-share {value!r} is not "true" or "false"; its provisioner '
+            f'{provisioner!r} is served only in shared mode, which needs subdir-share: "true"'
+        )
+    return ClassKind.PROVISIONER_ONLY
+
+
+def unserved_message(storage_class: Mapping[str, Any]) -> str:
+    """Why a :attr:`ClassKind.PROVISIONER_ONLY` class that no Tcfs serves gets no volumes."""
+    name = (storage_class.get("metadata") or {}).get("name", "")
+    return (
+        f"StorageClass {name} has provisioner {storage_class.get('provisioner')!r}, which only shared mode serves, "
+        'but not subdir-share: "true", and no Tcfs names that provisioner; set subdir-share: "true" (or use the '
+        "provisioner com.tencent.cloud.csi.cfs for a file system per volume)"
+    )
 
 
 @dataclass(frozen=True)

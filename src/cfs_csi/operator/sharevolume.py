@@ -3,6 +3,11 @@
 Created when missing, cheaply checked on every resync. When a Tcfs moves to another file system, the new
 objects get new names; the old ones are then deleted, and the API server's protection finalizers hold them
 until the old provisioner pod has stopped using them.
+
+Only objects that prove they are this Tcfs's (:mod:`.ownership`) are used or deleted. A PV or PVC that already
+exists under the desired name and is not ours is a conflict: it is not adopted, our PVC is not created next to
+a foreign PV (it would bind to it, and the provisioner would create directories in whatever it points at), and
+the caller keeps the provisioner Deployment away from it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client as k8s
@@ -17,48 +23,108 @@ from kubernetes.client.exceptions import ApiException
 
 from cfs_csi.kube.objects import create_unless_exists, read_or_none
 from cfs_csi.operator.context import OperatorContext
-from cfs_csi.operator.desired import TCFS_LABEL, SharedFileSystem, desired_share_volume, tcfs_label
+from cfs_csi.operator.desired import (
+    SHARE_VOLUME_NOT_OWNED,
+    Conflict,
+    SharedFileSystem,
+    conflict,
+    desired_share_volume,
+    share_owner,
+)
+from cfs_csi.operator.ownership import Owner, not_ours
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_share_volume(context: OperatorContext, tcfs: dict[str, Any], fs: SharedFileSystem) -> list[str]:
-    """Create what is missing of the share's PV and PVC; the kinds and names created, for an event."""
+@dataclass
+class ShareVolume:
+    """What :func:`ensure_share_volume` did: the kinds and names it created (for an event), and conflicts."""
+
+    created: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+async def ensure_share_volume(context: OperatorContext, tcfs: dict[str, Any], fs: SharedFileSystem) -> ShareVolume:
+    """Create what is missing of the share's PV and PVC, after checking that what exists is ours."""
     pv, pvc = desired_share_volume(tcfs, fs)
+    owner = share_owner(tcfs)
     core = k8s.CoreV1Api(context.api)
     name, namespace = pv["metadata"]["name"], context.namespace
-    created = []
-    missing_pv = await read_or_none(core.read_persistent_volume, name) is None
-    if missing_pv and await create_unless_exists(core.create_persistent_volume, pv):
-        created.append(f"PersistentVolume {name}")
-    missing_pvc = await read_or_none(core.read_namespaced_persistent_volume_claim, name, namespace) is None
-    if missing_pvc and await create_unless_exists(core.create_namespaced_persistent_volume_claim, namespace, pvc):
-        created.append(f"PersistentVolumeClaim {namespace}/{name}")
-    if created:
-        await _remove_others(core, str(tcfs["metadata"]["name"]), name, namespace)
-    return created
+    result = ShareVolume()
+
+    async def ensure(what: str, read: Callable[[], Any], create: Callable[[], Any], by_annotation: bool) -> bool:
+        """True when the object is ours (found or created), False when a conflict was recorded."""
+        found = await read_or_none(read)
+        if found is None:
+            if await create_unless_exists(create):
+                result.created.append(what)
+                return True
+            found = await read_or_none(read)  # created by someone else since: prove it like any other
+        metadata = context.api.sanitize_for_serialization(found.metadata) if found is not None else None
+        problem = conflict(SHARE_VOLUME_NOT_OWNED, what, metadata, owner, by_annotation=by_annotation)
+        if problem is not None:
+            result.conflicts.append(problem)
+        return problem is None
+
+    pv_ours = await ensure(f"PersistentVolume {name}", lambda: core.read_persistent_volume(name),
+                           lambda: core.create_persistent_volume(pv),  # type: ignore[arg-type]
+                           by_annotation=True)  # fmt: skip
+    if not pv_ours:
+        return result  # our claim would bind to the foreign PV
+    await ensure(
+        f"PersistentVolumeClaim {namespace}/{name}",
+        lambda: core.read_namespaced_persistent_volume_claim(name, namespace),
+        lambda: core.create_namespaced_persistent_volume_claim(namespace, pvc),  # type: ignore[arg-type]
+        by_annotation=False,
+    )
+    if result.created and not result.conflicts:
+        await _remove_others(context, owner, name)
+    return result
 
 
-async def _remove_others(core: k8s.CoreV1Api, tcfs_name: str, keep: str, namespace: str) -> None:
-    """Delete the share PVs and PVCs of this Tcfs that name another file system."""
-    selector = f"{TCFS_LABEL}={tcfs_label(tcfs_name)}"
+async def _remove_others(context: OperatorContext, owner: Owner, keep: str) -> None:
+    """Delete the share PVs and PVCs of this Tcfs that name another file system.
+
+    The label selector only finds candidates (anyone can set a label); each one is deleted only if it proves it
+    is this Tcfs's, and only if it is still the object that proved it (uid precondition).
+    """
+    core, namespace = k8s.CoreV1Api(context.api), context.namespace
+    selector = ",".join(f"{key}={value}" for key, value in owner.labels.items())
     claims = await asyncio.to_thread(core.list_namespaced_persistent_volume_claim, namespace, label_selector=selector)
     volumes = await asyncio.to_thread(core.list_persistent_volume, label_selector=selector)
 
-    def delete_claim(name: str) -> object:
-        return core.delete_namespaced_persistent_volume_claim(name, namespace)
+    def delete_claim(name: str, options: k8s.V1DeleteOptions) -> object:
+        return core.delete_namespaced_persistent_volume_claim(name, namespace, body=options)
 
-    await _delete_others(tcfs_name, "PersistentVolumeClaim", claims.items, keep, delete_claim)
-    await _delete_others(tcfs_name, "PersistentVolume", volumes.items, keep, core.delete_persistent_volume)
+    def delete_volume(name: str, options: k8s.V1DeleteOptions) -> object:
+        return core.delete_persistent_volume(name, body=options)
+
+    for kind, items, delete, by_annotation in (
+        ("PersistentVolumeClaim", claims.items, delete_claim, False),
+        ("PersistentVolume", volumes.items, delete_volume, True),
+    ):
+        for item in items:
+            if item.metadata and item.metadata.name and item.metadata.name != keep:
+                metadata = context.api.sanitize_for_serialization(item.metadata)
+                await _delete_if_ours(owner, kind, metadata, delete, by_annotation)
 
 
-async def _delete_others(
-    tcfs_name: str, kind: str, items: list[Any], keep: str, delete: Callable[[str], object]
+async def _delete_if_ours(
+    owner: Owner,
+    kind: str,
+    metadata: dict[str, Any],
+    delete: Callable[[str, k8s.V1DeleteOptions], object],
+    by_annotation: bool,
 ) -> None:
-    for other in [item.metadata.name for item in items if item.metadata and item.metadata.name != keep]:
-        log.info("Tcfs %s: deleting %s %s of a previous file system", tcfs_name, kind, other)
-        try:
-            await asyncio.to_thread(delete, other)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+    name = metadata["name"]
+    why = not_ours(metadata, owner, by_annotation=by_annotation)
+    if why is not None:
+        log.warning("Tcfs %s: leaving %s %s alone although it has our label: %s", owner.name, kind, name, why)
+        return
+    log.info("Tcfs %s: deleting %s %s of a previous file system", owner.name, kind, name)
+    options = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=metadata.get("uid")))
+    try:
+        await asyncio.to_thread(delete, name, options)
+    except ApiException as exc:
+        if exc.status not in (404, 409):  # gone, or replaced by another object since it was listed
+            raise

@@ -7,6 +7,7 @@ so no finalizer ever blocks a StorageClass deletion.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,7 +17,15 @@ from kubernetes import client as k8s
 from cfs_csi.kube.objects import create_unless_exists, read_or_none
 from cfs_csi.operator.context import OperatorContext
 from cfs_csi.operator.desired import tcfs_object
-from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION, is_shared, parse_shared_class
+from cfs_csi.operator.shared import (
+    TCFS_GROUP,
+    TCFS_PLURAL,
+    TCFS_VERSION,
+    ClassKind,
+    class_kind,
+    parse_shared_class,
+    unserved_message,
+)
 from cfs_csi.volume.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -31,9 +40,14 @@ async def claim_seen(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if not class_name:
         return
     storage_class = await _storage_class(context, class_name)
-    if storage_class is None or not is_shared(storage_class.get("parameters")):
+    if storage_class is None:
         return
     try:
+        kind = class_kind(storage_class)
+        if kind is ClassKind.PROVISIONER_ONLY and not await _served(context, str(storage_class["provisioner"])):
+            raise InvalidArgument(unserved_message(storage_class))
+        if kind is not ClassKind.SHARED:
+            return
         shared = parse_shared_class(storage_class)
     except InvalidArgument as exc:
         kopf.warn(body, reason="InvalidSharedStorageClass", message=str(exc))
@@ -53,6 +67,16 @@ async def _storage_class(context: OperatorContext, name: str) -> dict[str, Any] 
         return None
     result: dict[str, Any] = context.api.sanitize_for_serialization(found)
     return result
+
+
+async def _served(context: OperatorContext, provisioner: str) -> bool:
+    """Whether a Tcfs (one made by hand: ours are only made for shared classes) runs ``provisioner``."""
+    api = k8s.CustomObjectsApi(context.api)
+    listed = await asyncio.to_thread(
+        api.list_namespaced_custom_object, TCFS_GROUP, TCFS_VERSION, context.namespace, TCFS_PLURAL
+    )
+    found: dict[str, Any] = listed  # type: ignore[assignment]  # the client types custom objects as object
+    return any((item.get("spec") or {}).get("provisionername") == provisioner for item in found.get("items") or [])
 
 
 async def _ensure_tcfs(context: OperatorContext, tcfs: dict[str, Any]) -> bool:

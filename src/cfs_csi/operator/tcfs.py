@@ -7,6 +7,11 @@
 3. Create the PV and PVC through which the provisioner pod mounts the share (:mod:`.sharevolume`).
 4. Create, update or delete the provisioner Deployment so that it matches the desired one.
 
+Steps 3 and 4 change or delete only objects that prove they are this Tcfs's (:mod:`.ownership`): the
+Deployment's name comes from ``spec.provisionername``, which may name anything. An object in the way that is
+not ours is left alone; the Tcfs turns Ready=False with the reason ``DeploymentNotOwned`` or
+``ShareVolumeNotOwned`` and gets one Warning event each time that condition changes (not on every resync).
+
 A file system still being created, or a cloud that does not answer, is a temporary error: kopf retries this
 object later while every other Tcfs goes on being handled. Nothing is ever deleted because the cloud failed.
 """
@@ -26,10 +31,15 @@ from cfs_csi.cloud.errors import CloudError, ErrorKind
 from cfs_csi.kube.objects import read_or_none
 from cfs_csi.operator.context import OperatorContext
 from cfs_csi.operator.desired import (
+    DEPLOYMENT_NOT_OWNED,
     Action,
+    Conflict,
     SharedFileSystem,
+    conflict,
     deployment_action,
+    deployment_owner,
     desired_deployment,
+    readiness,
     ready_condition,
 )
 from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION, shared_fs_name, tcfs_params
@@ -66,47 +76,85 @@ def backoff(base: int, retry: int, cap: int = 300) -> int:
 async def reconcile(body: kopf.Body, context: OperatorContext, retry: int = 0) -> None:
     tcfs = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {}),
             "status": dict(body.get("status") or {})}  # fmt: skip
-    name = tcfs["metadata"]["name"]
+    previous = _ready_of(tcfs["status"])
     fs: SharedFileSystem | None
+    missing = ""
     try:
         fs = await _locate(tcfs, context)
-    except _Missing as missing:
-        await _set_status(context, tcfs, None, ready=False, reason="FileSystemMissing", message=str(missing))
-        kopf.warn(body, reason="FileSystemMissing", message=str(missing))
-        fs = None
+    except _Missing as exc:
+        kopf.warn(body, reason="FileSystemMissing", message=str(exc))
+        fs, missing = None, str(exc)
     except _Retry as problem:
         await _set_status(context, tcfs, None, ready=False, reason=problem.reason, message=problem.message)
         if problem.warn:
             kopf.warn(body, reason=problem.reason, message=problem.message)
         raise kopf.TemporaryError(problem.message, delay=backoff(problem.delay, retry)) from None
+    conflicts: list[Conflict] = []
+    share_created: list[str] = []
     if fs is not None:
-        await _set_status(context, tcfs, fs, ready=True, reason="FileSystemReady",
-                          message=f"{fs.server}:/{fs.fsid}/ ({fs.cloud_id or 'id unknown'})")  # fmt: skip
-        created = await ensure_share_volume(context, tcfs, fs)
-        if created:
-            kopf.info(body, reason="ShareVolumeCreated", message=f"created {', '.join(created)}")
+        share = await ensure_share_volume(context, tcfs, fs)
+        conflicts += share.conflicts
+        share_created = share.created
     desired = desired_deployment(tcfs, fs, context.template) if fs is not None else None
     deployment_name = str(tcfs["spec"].get("provisionername") or "")
     existing = await _read_deployment(context, deployment_name)
-    action = deployment_action(existing, desired)
-    if action is Action.NONE:
+    owner = deployment_owner(tcfs)
+    action = deployment_action(existing, desired, owner)
+    if action is Action.NOT_OURS:
+        what = f"Deployment {context.namespace}/{deployment_name}"
+        found = conflict(DEPLOYMENT_NOT_OWNED, what, (existing or {}).get("metadata"), owner)
+        conflicts += [found] if found else []
+
+    if fs is None:
+        ready, reason, message = False, "FileSystemMissing", "; ".join([missing, *(c.message for c in conflicts)])
+        await _set_status(context, tcfs, None, ready=ready, reason=reason, message=message)
+    else:
+        ready, reason, message = readiness(fs, conflicts)
+        await _set_status(context, tcfs, fs, ready=ready, reason=reason, message=message)
+    if conflicts and previous != (reason, message):
+        # Once per change of the condition: a conflict lasts until someone acts, resyncs must not repeat it.
+        for found in conflicts:
+            log.warning("Tcfs %s: %s", owner.name, found.message)
+            kopf.warn(body, reason=found.reason, message=found.message)
+    if share_created:
+        kopf.info(body, reason="ShareVolumeCreated", message=f"created {', '.join(share_created)}")
+    if conflicts and fs is not None:
+        return  # never point a provisioner at a share volume that is not ours, nor touch a foreign Deployment
+    if existing is not None and action in (Action.UPDATE, Action.DELETE):
+        await _change_deployment(context, action, existing, desired)
+    elif action is Action.CREATE:
+        apps = k8s.AppsV1Api(context.api)
+        await asyncio.to_thread(apps.create_namespaced_deployment, context.namespace, desired)  # type: ignore[arg-type]
+    else:
         return
-    apps = k8s.AppsV1Api(context.api)
-    namespace = context.namespace
-    if action is Action.CREATE:
-        await asyncio.to_thread(apps.create_namespaced_deployment, namespace, desired)  # type: ignore[arg-type]
-    elif action is Action.UPDATE:
-        await asyncio.to_thread(
-            apps.replace_namespaced_deployment,
-            deployment_name,
-            namespace,
-            desired,  # type: ignore[arg-type]
-        )
-    elif action is Action.DELETE:
-        await asyncio.to_thread(apps.delete_namespaced_deployment, deployment_name, namespace)
-    log.info("Tcfs %s: deployment %s %sd", name, deployment_name, action.value)
+    log.info("Tcfs %s: deployment %s %sd", owner.name, deployment_name, action.value)
     kopf.info(body, reason=f"Deployment{action.value.capitalize()}d",
               message=f"provisioner deployment {deployment_name} {action.value}d")  # fmt: skip
+
+
+async def _change_deployment(
+    context: OperatorContext, action: Action, existing: dict[str, Any], desired: dict[str, Any] | None
+) -> None:
+    """Replace or delete our Deployment, on condition that it is still the very object proven ours.
+
+    The uid and resourceVersion read with it are preconditions: if anyone replaced or changed it since, the API
+    server answers 409 Conflict and kopf retries with a fresh read (and a fresh proof).
+    """
+    apps = k8s.AppsV1Api(context.api)
+    metadata = existing["metadata"]
+    name, namespace = metadata["name"], context.namespace
+    if action is Action.UPDATE and desired is not None:
+        body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": metadata["resourceVersion"]}}
+        await asyncio.to_thread(apps.replace_namespaced_deployment, name, namespace, body)  # type: ignore[arg-type]
+    elif action is Action.DELETE:
+        preconditions = k8s.V1Preconditions(uid=metadata["uid"], resource_version=metadata["resourceVersion"])
+        options = k8s.V1DeleteOptions(preconditions=preconditions)
+        await asyncio.to_thread(apps.delete_namespaced_deployment, name, namespace, body=options)
+
+
+def _ready_of(status: dict[str, Any]) -> tuple[str, str] | None:
+    found = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return (str(found.get("reason", "")), str(found.get("message", ""))) if found else None
 
 
 class _Missing(Exception):
