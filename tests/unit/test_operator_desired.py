@@ -227,6 +227,9 @@ def test_share_volume_is_a_pre_bound_static_volume_of_our_driver(
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"  # never DeleteVolume: the share outlives it
     assert pv["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                                       "namespace": "kube-system", "name": name}  # fmt: skip
+    # Once the claim exists, the PV names it by uid too: it can bind to no other claim of that name.
+    bound = desired_share_volume(tcfs, FS, claim_uid="uid-pvc")[0]["spec"]["claimRef"]
+    assert bound == {**pv["spec"]["claimRef"], "uid": "uid-pvc"}
     assert (pvc["metadata"]["name"], pvc["metadata"]["namespace"], pvc["spec"]["volumeName"]) == (
         name, "kube-system", name,
     )  # fmt: skip

@@ -155,14 +155,17 @@ def share_volume_name(tcfs_name: str, fs: SharedFileSystem) -> str:
     return f"tcfs-{_shortened(tcfs_name, 253 - len(f'tcfs--{fs.fsid}'))}-{fs.fsid}"
 
 
-def desired_share_volume(tcfs: Mapping[str, Any], fs: SharedFileSystem) -> tuple[dict[str, Any], dict[str, Any]]:
+def desired_share_volume(
+    tcfs: Mapping[str, Any], fs: SharedFileSystem, claim_uid: str = ""
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The PV and PVC through which a provisioner pod gets the whole share.
 
     A static volume of our own CSI driver, so that the node plugin mounts it exactly like every other CFS volume
     (NFSv3 with ``nolock,noresvport,proto=tcp``). An in-tree ``nfs`` volume cannot carry those options and needs
     the NFS client on the host. The two are bound to each other by name; the PV is Retain (deleting it never
     touches data, and nothing calls DeleteVolume for it) and owned by the StorageClass, the PVC by the Tcfs, so
-    deleting the class removes both by garbage collection.
+    deleting the class removes both by garbage collection. With ``claim_uid`` (the PVC, once created) the PV
+    names its claim by uid as well, so that it can bind to no other object of that name.
     """
     metadata = tcfs["metadata"]
     spec = tcfs.get("spec") or {}
@@ -185,7 +188,7 @@ def desired_share_volume(tcfs: Mapping[str, Any], fs: SharedFileSystem) -> tuple
             "capacity": {"storage": SHARE_CAPACITY},
             "persistentVolumeReclaimPolicy": "Retain",
             "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": metadata["namespace"],
-                         "name": name},
+                         "name": name, **({"uid": claim_uid} if claim_uid else {})},
             "csi": {"driver": DRIVER_NAME, "volumeHandle": name,
                     "volumeAttributes": {"host": fs.server, "fsid": fs.fsid, "vers": str(spec.get("vers") or "3")}},
         },

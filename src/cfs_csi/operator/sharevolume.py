@@ -30,6 +30,7 @@ from cfs_csi.operator.desired import (
     conflict,
     desired_share_volume,
     share_owner,
+    share_volume_name,
 )
 from cfs_csi.operator.ownership import Owner, not_ours
 
@@ -45,38 +46,53 @@ class ShareVolume:
 
 
 async def ensure_share_volume(context: OperatorContext, tcfs: dict[str, Any], fs: SharedFileSystem) -> ShareVolume:
-    """Create what is missing of the share's PV and PVC, after checking that what exists is ours."""
-    pv, pvc = desired_share_volume(tcfs, fs)
+    """Create what is missing of the share's PV and PVC, once both names are proven free or ours.
+
+    Both are checked before either is created: our PVC names its PV and would bind to a foreign PV of that
+    name, and our PV names its PVC and would bind to a foreign PVC. The PVC is created first so that the PV can
+    name it by uid too (``claimRef.uid``): then it binds to that very object and to nothing else.
+    """
     owner = share_owner(tcfs)
     core = k8s.CoreV1Api(context.api)
-    name, namespace = pv["metadata"]["name"], context.namespace
+    name, namespace = share_volume_name(str(tcfs["metadata"]["name"]), fs), context.namespace
+    pv_what, pvc_what = f"PersistentVolume {name}", f"PersistentVolumeClaim {namespace}/{name}"
     result = ShareVolume()
 
-    async def ensure(what: str, read: Callable[[], Any], create: Callable[[], Any], by_annotation: bool) -> bool:
-        """True when the object is ours (found or created), False when a conflict was recorded."""
-        found = await read_or_none(read)
-        if found is None:
-            if await create_unless_exists(create):
-                result.created.append(what)
-                return True
-            found = await read_or_none(read)  # created by someone else since: prove it like any other
+    async def read_claim() -> Any:
+        return await read_or_none(core.read_namespaced_persistent_volume_claim, name, namespace)
+
+    async def read_volume() -> Any:
+        return await read_or_none(core.read_persistent_volume, name)
+
+    def check(what: str, found: Any, by_annotation: bool) -> None:
         metadata = context.api.sanitize_for_serialization(found.metadata) if found is not None else None
         problem = conflict(SHARE_VOLUME_NOT_OWNED, what, metadata, owner, by_annotation=by_annotation)
         if problem is not None:
             result.conflicts.append(problem)
-        return problem is None
 
-    pv_ours = await ensure(f"PersistentVolume {name}", lambda: core.read_persistent_volume(name),
-                           lambda: core.create_persistent_volume(pv),  # type: ignore[arg-type]
-                           by_annotation=True)  # fmt: skip
-    if not pv_ours:
-        return result  # our claim would bind to the foreign PV
-    await ensure(
-        f"PersistentVolumeClaim {namespace}/{name}",
-        lambda: core.read_namespaced_persistent_volume_claim(name, namespace),
-        lambda: core.create_namespaced_persistent_volume_claim(namespace, pvc),  # type: ignore[arg-type]
-        by_annotation=False,
-    )
+    claim, volume = await read_claim(), await read_volume()
+    for what, found, by_annotation in ((pvc_what, claim, False), (pv_what, volume, True)):
+        if found is not None:
+            check(what, found, by_annotation)
+    if result.conflicts:
+        return result
+    if claim is None:
+        _, pvc = desired_share_volume(tcfs, fs)
+        create_claim = core.create_namespaced_persistent_volume_claim
+        if await create_unless_exists(create_claim, namespace, pvc):
+            result.created.append(pvc_what)
+        claim = await read_claim()  # for its uid; and if someone else's was created in between, it shows here
+        if claim is None:
+            return result  # deleted again at once: the next resync looks again
+        check(pvc_what, claim, False)
+        if result.conflicts:
+            return result
+    if volume is None:
+        pv, _ = desired_share_volume(tcfs, fs, claim_uid=str(claim.metadata.uid))
+        if await create_unless_exists(core.create_persistent_volume, pv):
+            result.created.append(pv_what)
+        else:
+            check(pv_what, await read_volume(), True)
     if result.created and not result.conflicts:
         await _remove_others(context, owner, name)
     return result
