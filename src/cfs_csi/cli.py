@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import socket
 import sys
 from pathlib import Path
 
-from cfs_csi import __version__
+from cfs_csi import __version__, logsetup
 from cfs_csi.cloud.factory import add_backend_arguments, backend_from_arguments
 from cfs_csi.driver.node import NodeTimeouts
 from cfs_csi.driver.server import NodeConfig, build_server, serve
@@ -35,6 +34,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=Path,
         default=None,
         help="export directories for --mounter bind (default: <state-dir>/local/exports)",
+    )
+    p.add_argument(
+        "--kubelet-dir",
+        type=Path,
+        default=Path("/var/lib/kubelet"),
+        help="the kubelet's directory; the node mounts, unmounts and removes only below its pods/ sub-directory",
     )
     p.add_argument("--mount-timeout", type=float, default=NodeTimeouts.mount)
     p.add_argument("--unmount-timeout", type=float, default=NodeTimeouts.unmount)
@@ -63,7 +68,13 @@ def _run_serve(args: argparse.Namespace) -> int:
             mounter = BindMounter(ExportRoot(root), timeouts.mount)
         else:
             mounter = NfsMounter(timeouts.mount)
-        node = NodeConfig(node_id=args.node_id, mounter=mounter, state_dir=args.state_dir / "node", timeouts=timeouts)
+        node = NodeConfig(
+            node_id=args.node_id,
+            mounter=mounter,
+            state_dir=args.state_dir / "node",
+            kubelet_dir=args.kubelet_dir,
+            timeouts=timeouts,
+        )
 
     async def main() -> None:
         await serve(build_server(storage, node, probe_storage=args.probe_cloud), args.endpoint, grace=args.grace)
@@ -99,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     add_operator_parser(sub)
     add_provisioner_parser(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(args.log_level)  # the one set-up of every component's logging, with redaction
     try:
         result: int = args.run(args)
     except (ValueError, RuntimeError, OSError, _api_exception()) as exc:
         # Start-up problems an admin must fix (bad endpoint, socket in use): one line, no traceback.
-        print(f"cfs-csi: error: {exc}", file=sys.stderr)
+        print(f"cfs-csi: error: {logsetup.redact(str(exc))}", file=sys.stderr)
         return 2
     return result

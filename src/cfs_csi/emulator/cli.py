@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+from cfs_csi import logsetup
 from cfs_csi.emulator.actions import Cloud, CloudSettings
 from cfs_csi.emulator.faults import FaultConfig, Faults
 from cfs_csi.emulator.gateway import Gateway
@@ -77,6 +78,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state", type=Path, required=True, help="SQLite file holding the file systems (created)")
     p.add_argument("--secret-id", default=None, help="accepted SecretId (default: environment, see docs)")
     p.add_argument("--secret-key", default=None, help="its SecretKey (prefer the environment)")
+    p.add_argument(
+        "--session-token",
+        default=None,
+        help="make the key pair a temporary one: requests must carry this X-TC-Token "
+        "(default: env CFS_EMULATOR_SESSION_TOKEN; none: requests must carry no token)",
+    )
     p.add_argument("--region", default="ap-guangzhou", help="the one region served (default ap-guangzhou)")
     p.add_argument("--export-root", type=Path, default=None, help="data directories: <dir>/<mount ip>/<fsid>/")
     p.add_argument("--create-delay", type=_seconds, default=1.0, help="seconds a file system stays creating")
@@ -127,6 +134,9 @@ def _is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT. Start-up errors are raised as ValueError/OSError for the caller to print."""
     secret_id, secret_key = resolve_credentials(args.secret_id, args.secret_key, os.environ)
+    token = (args.session_token or os.environ.get("CFS_EMULATOR_SESSION_TOKEN", "")).strip()
+    for secret in (secret_id, secret_key, token):
+        logsetup.register_secret(secret)
     # Not cryptographic: ids and faults only need to be unpredictable enough for tests, and reproducible.
     faults = Faults(fault_config(args), random.Random(args.seed))  # noqa: S311
     settings = CloudSettings(
@@ -139,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cloud = Cloud(store, settings, faults, time.time, random.Random(args.seed))  # noqa: S311
         cloud.ensure_data_directories()
-        emulator = Emulator(args.listen, Gateway(cloud, faults, {secret_id: secret_key}, time.time))
+        tokens = {secret_id: token} if token else {}
+        emulator = Emulator(args.listen, Gateway(cloud, faults, {secret_id: secret_key}, time.time, tokens))
         host, _ = args.listen
         if not _is_loopback(host):
             log.warning("listening on %s: the /admin/ API has no authentication; use loopback outside tests", host)
@@ -169,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(args.log_level)
     try:
         return run(args)
     except (ValueError, OSError) as exc:
-        print(f"cfs-emulator: error: {exc}", file=sys.stderr)
+        print(f"cfs-emulator: error: {logsetup.redact(str(exc))}", file=sys.stderr)
         return 2

@@ -81,10 +81,18 @@ class RequestStats:
 class Gateway:
     """Turns an authenticated-or-not HTTP request into a ``Reply``, running the action when it should."""
 
-    def __init__(self, cloud: Cloud, faults: Faults, secrets: Mapping[str, str], clock: Callable[[], float]):
+    def __init__(
+        self,
+        cloud: Cloud,
+        faults: Faults,
+        secrets: Mapping[str, str],
+        clock: Callable[[], float],
+        tokens: Mapping[str, str] | None = None,
+    ):
         self.cloud = cloud
         self.faults = faults
         self._secrets = dict(secrets)
+        self._tokens = dict(tokens or {})  # secret id -> the session token its requests must carry
         self._clock = clock
 
     def handle(self, request: SignedRequest) -> Reply:
@@ -93,7 +101,7 @@ class Gateway:
         named = headers.get("x-tc-action", "").strip()
         action = named if named in self.cloud.actions else UNKNOWN
 
-        rejection = verify(request, self._secrets, self._clock())
+        rejection = verify(request, self._secrets, self._clock(), tokens=self._tokens)
         if rejection is not None:
             return error_reply(rejection.code, rejection.message, action, request_id)
         for header in ("x-tc-action", "x-tc-version"):

@@ -12,6 +12,11 @@ skewed clock fails against it the way it would fail against the cloud. The algor
 ``CanonicalHeaders`` is ``name:value\\n`` per signed header, names and values lower-cased and trimmed. The
 SDK signs ``content-type;host``. ``date`` is the UTC date of ``X-TC-Timestamp``. With the header
 ``X-TC-Content-SHA256: UNSIGNED-PAYLOAD`` the body hash is the hash of that literal string.
+
+Temporary credentials (a CVM instance role, TKE OIDC, STS) add a session token in ``X-TC-Token``; it is not
+signed, but the cloud checks it against the temporary key pair. Here a key pair may be given a token: a
+request signed with that pair must then carry exactly that token, and a request carrying a token for a pair
+that has none is refused too, so a test proves the token really travels (``AuthFailure.TokenFailure``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ SERVICE = "cfs"
 MAX_SKEW_SECONDS = 300
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _REQUIRED_SIGNED_HEADERS = frozenset({"content-type", "host"})
+AUTH_TOKEN_FAILURE = "AuthFailure.TokenFailure"  # noqa: S105 - an error code, not a token
 
 
 @dataclass(frozen=True)
@@ -133,10 +139,12 @@ def verify(
     now: float,
     service: str = SERVICE,
     max_skew: float = MAX_SKEW_SECONDS,
+    tokens: Mapping[str, str] | None = None,
 ) -> Rejection | None:
-    """None if ``request`` is signed by one of ``secrets`` (secret id -> secret key) within ``max_skew``.
+    """None if ``request`` is signed by one of ``secrets`` (secret id -> secret key) within ``max_skew`` and
+    carries the session token ``tokens`` names for that secret id (none if it names none).
 
-    Checked in this order: header shape, timestamp, clock skew, secret id, signature, so that each test
+    Checked in this order: header shape, timestamp, clock skew, secret id, signature, token, so that each test
     vector fails for exactly the reason it was built for.
     """
     header = request.headers.get("authorization", "")
@@ -166,4 +174,17 @@ def verify(
     expected = signature(secret_key, date, service, string_to_sign(raw_timestamp, date, service, canonical))
     if not hmac.compare_digest(expected, auth.signature):
         return Rejection(errors.AUTH_SIGNATURE_FAILURE, "the signature does not match the request")
+    return check_token(request.headers.get("x-tc-token"), (tokens or {}).get(auth.secret_id))
+
+
+def check_token(sent: str | None, expected: str | None) -> Rejection | None:
+    """The session token rule (see the module docstring); the token itself never appears in the message."""
+    if expected is None:
+        if sent:
+            return Rejection(AUTH_TOKEN_FAILURE, "X-TC-Token was sent, but this SecretId is not a temporary key")
+        return None
+    if not sent:
+        return Rejection(AUTH_TOKEN_FAILURE, "this SecretId is a temporary key: X-TC-Token is required")
+    if not hmac.compare_digest(sent.strip().encode(), expected.encode()):
+        return Rejection(AUTH_TOKEN_FAILURE, "X-TC-Token does not belong to this temporary key")
     return None

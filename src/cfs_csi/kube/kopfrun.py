@@ -21,6 +21,11 @@ def configure_kopf(server_timeout: int = 60) -> None:
     """
     import kopf
 
+    from cfs_csi import logsetup
+
+    # Importing kopf added its handler that posts log lines as Kubernetes Events: redact those too.
+    logsetup.protect_handlers()
+
     @kopf.on.startup()
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cfs-csi.tencent.com")
