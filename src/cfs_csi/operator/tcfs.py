@@ -25,6 +25,7 @@ from typing import Any
 
 import kopf
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
 from cfs_csi.cloud.base import FileSystemSpec
 from cfs_csi.cloud.errors import CloudError, ErrorKind
@@ -143,13 +144,20 @@ async def _change_deployment(
     apps = k8s.AppsV1Api(context.api)
     metadata = existing["metadata"]
     name, namespace = metadata["name"], context.namespace
-    if action is Action.UPDATE and desired is not None:
-        body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": metadata["resourceVersion"]}}
-        await asyncio.to_thread(apps.replace_namespaced_deployment, name, namespace, body)  # type: ignore[arg-type]
-    elif action is Action.DELETE:
-        preconditions = k8s.V1Preconditions(uid=metadata["uid"], resource_version=metadata["resourceVersion"])
-        options = k8s.V1DeleteOptions(preconditions=preconditions)
-        await asyncio.to_thread(apps.delete_namespaced_deployment, name, namespace, body=options)
+    try:
+        if action is Action.UPDATE and desired is not None:
+            body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": metadata["resourceVersion"]}}
+            await asyncio.to_thread(apps.replace_namespaced_deployment, name, namespace, body)  # type: ignore[arg-type]
+        elif action is Action.DELETE:
+            preconditions = k8s.V1Preconditions(uid=metadata["uid"], resource_version=metadata["resourceVersion"])
+            options = k8s.V1DeleteOptions(preconditions=preconditions)
+            await asyncio.to_thread(apps.delete_namespaced_deployment, name, namespace, body=options)
+    except ApiException as exc:
+        if exc.status == 409:  # its status moved on (the Deployment controller), or worse: read and prove again
+            raise kopf.TemporaryError(
+                f"Deployment {namespace}/{name} changed while being {action.value}d", delay=2
+            ) from None
+        raise
 
 
 def _ready_of(status: dict[str, Any]) -> tuple[str, str] | None:
