@@ -8,10 +8,14 @@ earlier, interrupted call created, so that a retry resumes it instead of creatin
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from cfs_csi.cloud.ownership import Origin, Ownership
 from cfs_csi.volume.params import VolumeParameters
+
+#: What a backend that forgot to say reports: refused by every deletion, never listed as a volume.
+UNPROVEN = Ownership(Origin.INCONSISTENT, "the backend could not tell whose it is")
 
 
 class FileSystemState(enum.StrEnum):
@@ -45,6 +49,8 @@ class FileSystem:
     params: VolumeParameters
     host: str = ""
     export_fsid: str = ""
+    #: Whose it is (see :mod:`cfs_csi.cloud.ownership`); not part of equality, which compares the volume.
+    owner: Ownership = field(default=UNPROVEN, compare=False)
 
     @property
     def ready(self) -> bool:
@@ -72,6 +78,11 @@ class FileStorage(Protocol):
         Returns an existing file system as it is, even if its parameters differ from ``spec``: the caller
         decides whether that is a conflict. Raises :class:`~cfs_csi.cloud.errors.CloudError` with kind
         ``PENDING`` while it is not usable yet.
+
+        Only a file system proven to be the one this driver made for ``spec.name`` is returned; a foreign one
+        of that name is a CONFLICT. Nothing created by a call may leak, whatever fails after the creation:
+        when the error is one the CO retries (:attr:`ErrorKind.retried`), the file system stays and the retry
+        finds it by name; after any other error no retry may come, so it is deleted before the error is raised.
         """
         ...
 
@@ -80,11 +91,17 @@ class FileStorage(Protocol):
         ...
 
     async def list_file_systems(self) -> list[FileSystem]:
-        """Every file system this driver manages (not others that share the account)."""
+        """Every file system this driver manages (not others that share the account).
+
+        One record that cannot be read (a tag or file that is not what this driver writes) is reported as
+        well as it can be, or left out with a warning; it never makes the whole listing fail.
+        """
         ...
 
     async def delete_file_system(self, fs_id: str) -> None:
-        """Delete it; a file system that does not exist is success."""
+        """Delete it if it is proven to be a dedicated volume of this driver (:mod:`cfs_csi.cloud.ownership`);
+        anything else raises :class:`~cfs_csi.cloud.errors.CloudError` ``REFUSED`` and stays. A file system that
+        does not exist is success."""
         ...
 
     async def probe(self) -> None:

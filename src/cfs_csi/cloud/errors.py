@@ -19,6 +19,14 @@ class ErrorKind(enum.Enum):
     UNAVAILABLE = "unavailable"  # throttled, network or server trouble after retries
     NOT_FOUND = "not_found"
     INTERNAL = "internal"
+    REFUSED = "refused"  # not ours to change (a shared, foreign or other cluster's file system): act by hand
+
+    @property
+    def retried(self) -> bool:
+        """Whether the CO keeps calling after this answer (csi-provisioner's non-final codes: ABORTED,
+        UNAVAILABLE, RESOURCE_EXHAUSTED), even when the claim is deleted meanwhile. After any other answer no
+        retry may ever come, so nothing created in the failed call may be left behind for one to find."""
+        return self in (ErrorKind.PENDING, ErrorKind.UNAVAILABLE, ErrorKind.EXHAUSTED)
 
 
 class CloudError(Exception):

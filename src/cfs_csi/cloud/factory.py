@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from cfs_csi.cloud.base import FileStorage
 from cfs_csi.cloud.local import LocalFileStorage
+from cfs_csi.cloud.ownership import VENDOR_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class BackendOptions:
     metadata_url: str = ""
     cloud_timeout: float = 10.0
     poll_interval: float = 1.0
+    delete_vendor_volumes: bool = False
 
 
 def split_endpoint(url: str) -> tuple[str, str]:
@@ -67,6 +69,7 @@ def _tencent(options: BackendOptions) -> FileStorage:
     config = TencentConfig(
         region=region, default_zone=zone, endpoint=endpoint, scheme=scheme, cluster_id=options.cluster_id,
         request_timeout=options.cloud_timeout, poll_interval=options.poll_interval,
+        delete_vendor_volumes=options.delete_vendor_volumes,
     )  # fmt: skip
     return TencentFileStorage(config, credential)
 
@@ -101,6 +104,12 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     cloud.add_argument(
         "--cloud-poll-interval", type=float, default=1.0, help="seconds between checks of a file system being created"
     )
+    cloud.add_argument(
+        VENDOR_FLAG,
+        action="store_true",
+        help="let DeleteVolume delete untagged file systems named <cluster id>_pvc-<uid>, as the vendor's driver "
+        "created them (default: refused with FAILED_PRECONDITION)",
+    )
 
 
 def backend_from_arguments(args: argparse.Namespace) -> FileStorage:
@@ -109,6 +118,6 @@ def backend_from_arguments(args: argparse.Namespace) -> FileStorage:
             name=args.backend, state_dir=args.state_dir / "local", local_host=args.local_host, region=args.region,
             zone=args.zone, cluster_id=args.cluster_id, cfs_endpoint=args.cfs_endpoint,
             credentials_dir=args.credentials_dir, metadata_url=args.metadata_url, cloud_timeout=args.cloud_timeout,
-            poll_interval=args.cloud_poll_interval,
+            poll_interval=args.cloud_poll_interval, delete_vendor_volumes=args.delete_vendor_volumes,
         )
     )  # fmt: skip

@@ -3,12 +3,18 @@
 It lets the whole driver run (and be tested) without a cloud account. Metadata is one JSON file per file
 system, written atomically, so a restarted controller finds what it created before, just as the Tencent
 backend finds it again by name in the cloud.
+
+The metadata holds only what this driver created, so there are no tags: a name says whether a file system is
+a shared class's, which DeleteVolume refuses (:mod:`cfs_csi.cloud.ownership`). A metadata file that cannot be
+read is skipped with a warning (its directory is left alone), so one bad file never stops the controller or
+breaks ListVolumes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -19,8 +25,13 @@ from typing import Any
 
 from cfs_csi.cloud.base import FileSystem, FileSystemSpec, FileSystemState
 from cfs_csi.cloud.errors import CloudError, ErrorKind
+from cfs_csi.cloud.ownership import deletion_refusal, judge_named
+from cfs_csi.volume.capacity import stored_capacity
 from cfs_csi.volume.exports import ExportRoot
+from cfs_csi.volume.names import cut
 from cfs_csi.volume.params import NfsVersion, StorageType, VolumeParameters
+
+log = logging.getLogger(__name__)
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -41,7 +52,11 @@ class LocalFileStorage:
         self._meta_dir.mkdir(parents=True, exist_ok=True)
         self.exports.root.mkdir(parents=True, exist_ok=True)
         for path in sorted(self._meta_dir.glob("*.json")):
-            fs = _decode(json.loads(path.read_text()))
+            try:
+                fs = _decode(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("skipping unreadable file-system record %s: %s", path.name, cut(str(exc)))
+                continue
             self._by_id[fs.id] = fs
         self._by_name = {fs.name: fs for fs in self._by_id.values()}
 
@@ -62,6 +77,7 @@ class LocalFileStorage:
             params=spec.params,
             host=self._host,
             export_fsid=_random_id(),
+            owner=judge_named(spec.name),
         )
         # Registered before the first await, so a concurrent call for the same name sees it. A file system
         # left in CREATING by a crash is resumed here: its metadata was written before its directory.
@@ -72,6 +88,9 @@ class LocalFileStorage:
             ready = replace(fs, state=FileSystemState.AVAILABLE)
             await asyncio.to_thread(self._write_meta, ready)
         except OSError as exc:
+            # INTERNAL is final: no retry may come to resume it, so what this call made is removed again.
+            await asyncio.to_thread(self._delete_on_disk, fs)
+            self._forget(fs)
             raise CloudError(ErrorKind.INTERNAL, f"cannot create local file system: {exc.strerror}") from exc
         finally:
             self._creating.discard(fs.id)
@@ -88,8 +107,14 @@ class LocalFileStorage:
         fs = self._by_id.get(fs_id)
         if fs is None:
             return
+        refusal = deletion_refusal(fs_id, judge_named(fs.name))
+        if refusal is not None:
+            raise CloudError(ErrorKind.REFUSED, refusal)
         await asyncio.to_thread(self._delete_on_disk, fs)
-        self._by_id.pop(fs_id, None)
+        self._forget(fs)
+
+    def _forget(self, fs: FileSystem) -> None:
+        self._by_id.pop(fs.id, None)
         if self._by_name.get(fs.name) is fs:
             del self._by_name[fs.name]
 
@@ -105,21 +130,23 @@ class LocalFileStorage:
         # Metadata goes last: if we crash half-way, a retry still knows which directory to remove.
         shutil.rmtree(self.exports.file_system_dir(fs.host, fs.export_fsid), ignore_errors=True)
         (self._meta_dir / f"{fs.id}.json").unlink(missing_ok=True)
+        self._meta_dir.joinpath(f"{fs.id}.tmp").unlink(missing_ok=True)
 
     def _write_meta(self, fs: FileSystem) -> None:
         path = self._meta_dir / f"{fs.id}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(fs)))
+        tmp.write_text(json.dumps({key: value for key, value in asdict(fs).items() if key != "owner"}))
         os.replace(tmp, path)
 
 
 def _decode(data: dict[str, Any]) -> FileSystem:
     params = data["params"]
+    name = str(data["name"])
     return FileSystem(
-        id=data["id"],
-        name=data["name"],
+        id=str(data["id"]),
+        name=name,
         state=FileSystemState(data["state"]),
-        capacity_bytes=int(data["capacity_bytes"]),
+        capacity_bytes=stored_capacity(data.get("capacity_bytes")),
         params=VolumeParameters(
             vpc_id=params["vpc_id"],
             subnet_id=params["subnet_id"],
@@ -131,4 +158,5 @@ def _decode(data: dict[str, Any]) -> FileSystem:
         ),
         host=data["host"],
         export_fsid=data["export_fsid"],
+        owner=judge_named(name),
     )

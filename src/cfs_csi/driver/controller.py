@@ -1,4 +1,9 @@
-"""CSI Controller: one file system per volume, through a :class:`~cfs_csi.cloud.FileStorage` backend."""
+"""CSI Controller: one file system per volume, through a :class:`~cfs_csi.cloud.FileStorage` backend.
+
+Every request is checked completely before any backend call (name, capabilities, parameters, capacity), so
+a request that can never succeed creates nothing. What the backends report is read back defensively, so a
+stored value (a tag anyone can edit) never breaks a response.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ import grpc
 
 from cfs_csi.cloud.base import FileStorage, FileSystem, FileSystemSpec
 from cfs_csi.cloud.errors import CloudError, ErrorKind
+from cfs_csi.cloud.ownership import Origin
 from cfs_csi.csi import csi_pb2, csi_pb2_grpc
 from cfs_csi.driver.capabilities import first_unsupported
 from cfs_csi.driver.errors import CsiError, invalid, not_found, require
 from cfs_csi.driver.locks import InFlight
-from cfs_csi.volume.capacity import required_capacity
+from cfs_csi.volume.capacity import MAX_CAPACITY, required_capacity, stored_capacity
+from cfs_csi.volume.names import check_volume_name, cut
 from cfs_csi.volume.params import parse_parameters
 
 _RPC = csi_pb2.ControllerServiceCapability.RPC
@@ -20,8 +27,10 @@ _RPC = csi_pb2.ControllerServiceCapability.RPC
 #: Only what is implemented: no attach (NFS needs none), no snapshots or expansion yet.
 CAPABILITIES = (_RPC.CREATE_DELETE_VOLUME, _RPC.LIST_VOLUMES, _RPC.GET_VOLUME, _RPC.VOLUME_CONDITION)
 
-#: ListVolumes tokens are the last volume id of the previous page, so a page survives deletions.
-_TOKEN = re.compile(r"^cfs-[0-9a-z]{1,32}$")
+#: Volume ids are file-system ids. ListVolumes tokens are the last volume id of the previous page, so a page
+#: survives deletions. Anything else is no volume of ours, answered without asking the backend.
+_VOLUME_ID = re.compile(r"cfs-[0-9a-z]{1,32}")
+_TOKEN = _VOLUME_ID
 
 
 class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
@@ -32,7 +41,15 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
     async def CreateVolume(
         self, request: csi_pb2.CreateVolumeRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.CreateVolumeResponse:
-        name = require(request.name, "name")
+        """Everything is validated before the backend is called; then nothing created may leak.
+
+        The rule for failures after a file system was created (implemented by each backend's
+        ``ensure_file_system``): an error the CO retries leaves it for the retry to find by name (the cloud name
+        and our tags); any other error deletes it before answering. What follows the backend call here only
+        compares an existing file system with the request (ALREADY_EXISTS, never for one just created from
+        this very request) and builds a response that cannot fail.
+        """
+        name = check_volume_name(request.name)
         if not request.volume_capabilities:
             raise invalid("volume_capabilities is required")
         reason = first_unsupported(request.volume_capabilities)
@@ -41,7 +58,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         if request.HasField("volume_content_source"):
             raise invalid("creating a volume from a snapshot or another volume is not supported")
         params = self._storage.with_defaults(parse_parameters(request.parameters))
-        capacity = required_capacity(request.capacity_range.required_bytes, request.capacity_range.limit_bytes)
+        capacity = required_capacity(
+            request.capacity_range.required_bytes, request.capacity_range.limit_bytes, MAX_CAPACITY[params.storage_type]
+        )
         wanted = FileSystemSpec(name=name, capacity_bytes=capacity, params=params)
         with self._in_flight.hold(f"name/{name}"):
             fs = await self._storage.ensure_file_system(wanted)
@@ -59,7 +78,14 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
     async def DeleteVolume(
         self, request: csi_pb2.DeleteVolumeRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.DeleteVolumeResponse:
+        """Deletes only a dedicated volume's file system, proven by the backend (:mod:`cfs_csi.cloud.ownership`).
+
+        A shared class's file system, one without our tags (the vendor driver's, unless the controller runs
+        with ``--delete-vendor-volumes``), or another cluster's answers FAILED_PRECONDITION and stays.
+        """
         volume_id = require(request.volume_id, "volume_id")
+        if not _VOLUME_ID.fullmatch(volume_id):
+            return csi_pb2.DeleteVolumeResponse()  # no file system has such an id: already gone
         with self._in_flight.hold(f"id/{volume_id}"):
             await self._storage.delete_file_system(volume_id)
         return csi_pb2.DeleteVolumeResponse()
@@ -70,9 +96,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         volume_id = require(request.volume_id, "volume_id")
         if not request.volume_capabilities:
             raise invalid("volume_capabilities is required")
-        fs = await self._storage.get_file_system(volume_id)
+        fs = await self._get(volume_id)
         if fs is None:
-            raise not_found(f"volume {volume_id} does not exist")
+            raise not_found(f"volume {cut(volume_id)} does not exist")
         reason = first_unsupported(request.volume_capabilities)
         if (
             reason is None
@@ -97,7 +123,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         token = request.starting_token
         if token and not _TOKEN.match(token):
             raise CsiError(grpc.StatusCode.ABORTED, f"starting_token {token!r} was not issued by this driver")
-        systems = sorted(await self._storage.list_file_systems(), key=lambda fs: fs.id)
+        listed = await self._storage.list_file_systems()
+        systems = sorted((fs for fs in listed if fs.owner.origin is Origin.VOLUME), key=lambda fs: fs.id)
         remaining = [fs for fs in systems if fs.id > token] if token else systems
         page = remaining[: request.max_entries] if request.max_entries else remaining
         next_token = page[-1].id if page and len(remaining) > len(page) else ""
@@ -116,13 +143,16 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         self, request: csi_pb2.ControllerGetVolumeRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.ControllerGetVolumeResponse:
         volume_id = require(request.volume_id, "volume_id")
-        fs = await self._storage.get_file_system(volume_id)
+        fs = await self._get(volume_id)
         if fs is None:
-            raise not_found(f"volume {volume_id} does not exist")
+            raise not_found(f"volume {cut(volume_id)} does not exist")
         return csi_pb2.ControllerGetVolumeResponse(
             volume=_volume(fs),
             status=csi_pb2.ControllerGetVolumeResponse.VolumeStatus(volume_condition=_condition(fs)),
         )
+
+    async def _get(self, volume_id: str) -> FileSystem | None:
+        return await self._storage.get_file_system(volume_id) if _VOLUME_ID.fullmatch(volume_id) else None
 
     async def ControllerGetCapabilities(
         self, request: csi_pb2.ControllerGetCapabilitiesRequest, context: grpc.aio.ServicerContext
@@ -136,7 +166,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
 
 
 def _volume(fs: FileSystem) -> csi_pb2.Volume:
-    return csi_pb2.Volume(volume_id=fs.id, capacity_bytes=fs.capacity_bytes, volume_context=fs.volume_context())
+    capacity = stored_capacity(fs.capacity_bytes)  # 0 ("unknown") rather than a response that cannot be built
+    return csi_pb2.Volume(volume_id=fs.id, capacity_bytes=capacity, volume_context=fs.volume_context())
 
 
 def _condition(fs: FileSystem) -> csi_pb2.VolumeCondition:

@@ -30,6 +30,7 @@ _CLOUD_CODES = {
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+    ErrorKind.REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 _MOUNT_CODES = {

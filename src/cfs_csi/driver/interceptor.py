@@ -1,4 +1,7 @@
-"""One place for what every RPC needs: a log line with secrets removed, and CSI error codes.
+"""One place for what every RPC needs: a log line with secrets removed and long values cut, and CSI error codes.
+
+Every string a caller sends is logged at most :data:`LOG_VALUE_LIMIT` characters long, with a marker giving
+its full length: a 1 MB name must not become a 1 MB log line (or two), whatever RPC it arrives in.
 
 Servicers raise typed exceptions (:class:`~cfs_csi.driver.errors.CsiError`, ``InvalidArgument``,
 ``CloudError``, ``MountError``); this interceptor turns them into gRPC statuses. Anything else is a bug: it
@@ -14,13 +17,18 @@ from typing import Any
 
 import grpc
 from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from cfs_csi.cloud.deadline import deadline_in
 from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.errors import CsiError, to_csi_error
+from cfs_csi.volume.names import cut
 
 log = logging.getLogger("cfs_csi.rpc")
+
+#: Longest value of a request or response field, or of an error message, that a log line carries.
+LOG_VALUE_LIMIT = 256
 
 #: Called every few seconds by liveness probes and sidecars: logged at debug level only.
 _QUIET = frozenset(
@@ -55,8 +63,44 @@ def _clear_secrets(message: Message) -> None:
                 _clear_secrets(value)
 
 
+def _cut_value(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return cut(value, LOG_VALUE_LIMIT)
+    if field.type == FieldDescriptor.TYPE_BYTES and len(value) > LOG_VALUE_LIMIT:
+        return value[:LOG_VALUE_LIMIT] + f"...[{len(value)} bytes]".encode()
+    return value
+
+
+def _cut_long_values(message: Message) -> None:
+    """Shorten, in place, every string and bytes value (map keys and values too) past the log limit."""
+    for field, value in message.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            key_field = field.message_type.fields_by_name["key"]
+            value_field = field.message_type.fields_by_name["value"]
+            for key in list(value):
+                item = value[key]
+                if value_field.message_type is not None:
+                    _cut_long_values(item)
+                    continue
+                short = _cut_value(value_field, item)
+                new_key = _cut_value(key_field, key)
+                if new_key != key or short != item:
+                    del value[key]
+                    value[new_key] = short
+        elif field.message_type is not None:
+            for item in value if field.is_repeated else [value]:
+                _cut_long_values(item)
+        elif field.is_repeated:
+            value[:] = [_cut_value(field, item) for item in value]
+        else:
+            setattr(message, field.name, _cut_value(field, value))
+
+
 def describe(message: Message) -> str:
-    return text_format.MessageToString(redact(message), as_one_line=True)
+    """The message on one line, with secrets removed and long values cut (for log lines)."""
+    copy = redact(message)
+    _cut_long_values(copy)
+    return text_format.MessageToString(copy, as_one_line=True)
 
 
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
@@ -102,7 +146,11 @@ def _wrap(method: str, inner: Handler) -> Handler:
                 log.exception("%s failed unexpectedly", method)
                 error = CsiError(grpc.StatusCode.INTERNAL, f"{method} failed unexpectedly; see the plugin's log")
             log.warning(
-                "%s failed after %.3fs: %s %s", method, time.monotonic() - started, error.code.name, error.message
+                "%s failed after %.3fs: %s %s",
+                method,
+                time.monotonic() - started,
+                error.code.name,
+                cut(error.message, 4 * LOG_VALUE_LIMIT),
             )
             await context.abort(error.code, error.message)
 

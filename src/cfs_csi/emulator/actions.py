@@ -62,7 +62,10 @@ class Cloud:
         return frozenset(self._actions)
 
     def call(self, action: str, params: Mapping[str, object]) -> Response:
-        """Run ``action``; the caller has already checked that it exists."""
+        """Run ``action``, unless a scripted fault says it fails; the caller has already checked that it exists."""
+        code = self._faults.scripted_error(action)
+        if code is not None:
+            raise ApiError(code, f"{action} failed with {code} (injected fault)")
         return self._actions[action](params)
 
     # life cycle

@@ -9,6 +9,7 @@ seeded run is reproducible and a test can pass its own ``random.Random``.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -23,6 +24,12 @@ class FaultConfig:
     faults to those actions (empty: every action). The admin API is never faulted. ``create_delay`` and
     ``delete_delay`` (seconds) are here too, because a test that wants a slow creation should not need a
     restart; a changed delay applies to file systems created or deleted afterwards.
+
+    ``fail_action``, ``fail_code`` and ``fail_after`` script an API error instead of drawing one: after
+    ``fail_after`` requests of ``fail_action`` have run normally, every later one answers the error
+    ``fail_code`` (without acting) until the configuration is replaced. That is how a test fails exactly the
+    step it means to, say the first DescribeMountTargets after a creation, with a code the driver must not
+    retry (``UnauthorizedOperation``) or one it must (``InternalError``).
     """
 
     create_delay: float = 1.0
@@ -36,6 +43,9 @@ class FaultConfig:
     create_failed_rate: float = 0.0
     stuck_rate: float = 0.0
     actions: tuple[str, ...] = field(default=())
+    fail_action: str = ""
+    fail_code: str = ""
+    fail_after: int = 0
 
     def __post_init__(self) -> None:
         for name in ("throttle_rate", "error_rate", "timeout_rate", "create_failed_rate", "stuck_rate"):
@@ -51,6 +61,12 @@ class FaultConfig:
                 raise ValueError(f"{name} must not be negative")
         if not 500 <= self.error_status <= 599:
             raise ValueError(f"error_status must be an HTTP 5xx status, not {self.error_status}")
+        if bool(self.fail_action) != bool(self.fail_code):
+            raise ValueError("fail_action and fail_code go together")
+        if self.fail_code and not _ERROR_CODE.fullmatch(self.fail_code):
+            raise ValueError(f"fail_code {self.fail_code[:64]!r} is not an API error code (like InternalError)")
+        if self.fail_after < 0:
+            raise ValueError("fail_after must not be negative")
 
     @classmethod
     def from_json(cls, data: object, base: FaultConfig | None = None) -> FaultConfig:
@@ -67,9 +83,13 @@ class FaultConfig:
                 if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
                     raise ValueError("actions must be a list of action names")
                 values[name] = tuple(value)
-            elif name == "error_status":
+            elif name in ("error_status", "fail_after"):
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError("error_status must be an integer")
+                    raise ValueError(f"{name} must be an integer")
+                values[name] = value
+            elif name in ("fail_action", "fail_code"):
+                if not isinstance(value, str):
+                    raise ValueError(f"{name} must be a string")
                 values[name] = value
             else:
                 if isinstance(value, bool) or not isinstance(value, int | float):
@@ -81,6 +101,9 @@ class FaultConfig:
         data = asdict(self)
         data["actions"] = list(self.actions)
         return data
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z]+(\.[A-Za-z0-9]+)*")
 
 
 class FaultKind(StrEnum):
@@ -147,6 +170,7 @@ class Faults:
         self._config = config
         self._rng = rng
         self._lock = threading.Lock()
+        self._scripted_seen = 0
 
     @property
     def config(self) -> FaultConfig:
@@ -156,6 +180,15 @@ class Faults:
     def replace(self, config: FaultConfig) -> None:
         with self._lock:
             self._config = config
+            self._scripted_seen = 0
+
+    def scripted_error(self, action: str) -> str | None:
+        """The error code this request of ``action`` must answer (see :class:`FaultConfig`), or ``None``."""
+        with self._lock:
+            if not self._config.fail_code or action != self._config.fail_action:
+                return None
+            self._scripted_seen += 1
+            return self._config.fail_code if self._scripted_seen > self._config.fail_after else None
 
     def for_request(self, action: str) -> RequestFault:
         with self._lock:

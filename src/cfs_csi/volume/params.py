@@ -17,6 +17,9 @@ from cfs_csi.volume.errors import InvalidArgument
 #: Keys the external-provisioner adds or consumes itself (secrets, fs type); never ours to judge.
 RESERVED_PREFIX = "csi.storage.k8s.io/"
 
+#: Tag keys this driver writes itself: they prove which file systems it may delete, so no class may set them.
+RESERVED_TAG_PREFIX = "cfs-csi/"
+
 DEFAULT_PGROUP = "pgroupbasic"
 
 _VPC = re.compile(r"^vpc-[0-9a-z]{1,32}$")
@@ -24,6 +27,7 @@ _SUBNET = re.compile(r"^subnet-[0-9a-z]{1,32}$")
 _PGROUP = re.compile(r"^(pgroup-[0-9a-z]{1,32}|pgroupbasic)$")
 _ZONE = re.compile(r"^[a-z]{2}-[a-z]+(-[a-z]+)*-[0-9]{1,2}$")
 _TAG_KEY = re.compile(r"^[^\s,:][^,:]{0,126}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MAX_TAGS = 50
 
 _Parser = Callable[[str, str], tuple[str, object]]
@@ -107,8 +111,13 @@ def parse_tags(key: str, text: str) -> tuple[tuple[str, str], ...]:
     for entry in text.split(","):
         tag_key, sep, tag_value = entry.strip().partition(":")
         tag_key, tag_value = tag_key.strip(), tag_value.strip()
-        if not sep or not _TAG_KEY.match(tag_key) or len(tag_value) > 255:
-            raise InvalidArgument(f"parameter {key!r}: malformed tag {entry.strip()!r}, expected key:value")
+        if not sep or not _TAG_KEY.match(tag_key) or len(tag_value) > 255 or _CONTROL.search(tag_key + tag_value):
+            raise InvalidArgument(f"parameter {key!r}: malformed tag {entry.strip()[:300]!r}, expected key:value")
+        if tag_key.lower().startswith(RESERVED_TAG_PREFIX):
+            raise InvalidArgument(
+                f"parameter {key!r}: tag key {tag_key!r} uses the prefix {RESERVED_TAG_PREFIX!r}, which this driver "
+                "reserves for the tags that prove which file systems it created"
+            )
         if any(existing == tag_key for existing, _ in tags):
             raise InvalidArgument(f"parameter {key!r}: tag {tag_key!r} is given twice")
         tags.append((tag_key, tag_value))

@@ -10,6 +10,10 @@ Nothing is leaked and nothing is created twice, whatever fails in between:
 - While a file system is ``creating``, the call waits only while the caller's deadline allows, then answers
   PENDING (ABORTED over CSI) so that the provisioner's retry picks it up by name.
 - A file system that ends in ``create_failed`` is deleted before the error is returned.
+- Any failure after this call created a file system either leaves it for the retry to find by name (errors
+  the CO retries) or deletes it before answering (errors after which no retry may come).
+- Only what is proven ours is adopted or deleted (:mod:`cfs_csi.cloud.ownership`): a same-named file system
+  without our tags is a conflict, and DeleteVolume refuses shared, foreign and other clusters' file systems.
 """
 
 from __future__ import annotations
@@ -30,10 +34,22 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from cfs_csi.cloud.base import FileSystem, FileSystemSpec, FileSystemState
 from cfs_csi.cloud.deadline import remaining
 from cfs_csi.cloud.errors import CloudError, ErrorKind
+from cfs_csi.cloud.ownership import (
+    TAG_CAPACITY,
+    TAG_VERS,
+    TAG_VOLUME,
+    Origin,
+    Ownership,
+    deletion_refusal,
+    is_reserved_tag,
+    judge_tagged,
+)
 from cfs_csi.cloud.retry import retry
 from cfs_csi.cloud.tencent import naming
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 from cfs_csi.cloud.tencent.errors import HINTS, NOT_FOUND_CODES, classify, is_retryable
+from cfs_csi.volume.capacity import stored_capacity
+from cfs_csi.volume.names import cut
 from cfs_csi.volume.params import NfsVersion, StorageType, VolumeParameters
 
 log = logging.getLogger(__name__)
@@ -56,6 +72,8 @@ class TencentConfig:
     #: Kept free before the caller's deadline to send the answer back.
     margin: float = 2.0
     poll_interval: float = 1.0
+    #: Let DeleteVolume delete untagged file systems named like the vendor driver's (see ownership).
+    delete_vendor_volumes: bool = False
 
 
 class TencentFileStorage:
@@ -92,7 +110,15 @@ class TencentFileStorage:
                 await self._delete_duplicate(extra, chosen)
             return await self._resume(chosen, spec)
         fs_id = await self._create(name, spec)
-        return await self._resume(await self._describe_one(fs_id) or {"FileSystemId": fs_id}, spec)
+        try:
+            return await self._resume(await self._describe_one(fs_id) or {"FileSystemId": fs_id}, spec)
+        except CloudError as exc:
+            if not exc.kind.retried:
+                await self._discard(fs_id, spec.name, exc.message)
+            raise
+        except Exception as exc:  # a bug: the caller answers INTERNAL, after which no retry may come
+            await self._discard(fs_id, spec.name, type(exc).__name__)
+            raise
 
     async def get_file_system(self, fs_id: str) -> FileSystem | None:
         info = await self._describe_one(fs_id)
@@ -101,10 +127,22 @@ class TencentFileStorage:
         return await self._to_file_system(info, None)
 
     async def list_file_systems(self) -> list[FileSystem]:
-        infos = [info for info in await self._describe_all({}) if self._is_ours(info)]
+        ours = (Origin.VOLUME, Origin.SHARED)
+        infos = [info for info in await self._describe_all({}) if self._ownership(info).origin in ours]
         return list(await asyncio.gather(*(self._to_file_system(info, None) for info in infos)))
 
     async def delete_file_system(self, fs_id: str) -> None:
+        info = await self._describe_one(fs_id)
+        if info is None:
+            return
+        refusal = deletion_refusal(fs_id, self._ownership(info), self._config.delete_vendor_volumes)
+        if refusal is not None:
+            log.warning("refusing to delete %s (%s): %s", fs_id, cut(str(info.get("FsName") or "")), refusal)
+            raise CloudError(ErrorKind.REFUSED, refusal)
+        await self._delete(fs_id)
+
+    async def _delete(self, fs_id: str) -> None:
+        """Delete without asking whose it is: only for what this very call created or proved ours by name."""
         try:
             await self._call("DeleteCfsFileSystem", {"FileSystemId": fs_id})
         except _ApiError as exc:
@@ -154,7 +192,7 @@ class TencentFileStorage:
             if state is FileSystemState.AVAILABLE:
                 return await self._to_file_system(info, spec.params)
             if state is FileSystemState.CREATE_FAILED:
-                await self.delete_file_system(fs_id)
+                await self._delete(fs_id)
                 raise CloudError(
                     ErrorKind.UNAVAILABLE,
                     f"CFS could not create file system {fs_id} for volume {spec.name} (life cycle state "
@@ -169,27 +207,58 @@ class TencentFileStorage:
             info = found
 
     async def _delete_duplicate(self, extra: dict[str, Any], chosen: dict[str, Any]) -> None:
-        """A second file system of the same volume (never returned to anyone): delete it once it can be."""
+        """A second file system of the same volume (never returned to anyone): delete it once it can be.
+
+        A shared class's duplicate is only reported: the operator may have recorded either one.
+        """
+        if self._ownership(extra).origin is not Origin.VOLUME:
+            log.warning("file system %s duplicates %s (%s); left alone (not a dedicated volume)",
+                        extra["FileSystemId"], chosen["FileSystemId"], extra.get("FsName"))  # fmt: skip
+            return
         log.warning("file system %s duplicates %s (%s); deleting it", extra["FileSystemId"],
                     chosen["FileSystemId"], extra.get("FsName"))  # fmt: skip
         try:
-            await self.delete_file_system(str(extra["FileSystemId"]))
+            await self._delete(str(extra["FileSystemId"]))
         except CloudError as exc:
             log.warning("could not delete duplicate %s yet: %s", extra["FileSystemId"], exc.message)
+
+    async def _discard(self, fs_id: str, volume: str, reason: str) -> None:
+        """Delete a file system this call created, after a failure that no retry may follow (nothing leaks)."""
+        log.warning("deleting %s, created for volume %s by a call that then failed: %s", fs_id, cut(volume), reason)
+        try:
+            await self._delete(fs_id)
+        except CloudError as exc:
+            # Still creating (CFS refuses to delete it yet) or the cloud is down: a retry of the volume finds it
+            # by name; without one, the admin must delete it, and this line names it.
+            log.error("could not delete %s (volume %s) after the failure: %s", fs_id, cut(volume), exc.message)
 
     # -- lookups -------------------------------------------------------------------------------------------
 
     async def _find_by_name(self, name: str, spec: FileSystemSpec) -> list[dict[str, Any]]:
+        """The file systems this driver made for ``spec.name``: the name, and our tags naming the volume.
+
+        A file system of that name whose tags do not prove it ours (none, another cluster's) is never adopted:
+        CONFLICT, so that a volume can never be given someone else's data. A shortened name that collides with
+        another volume's (its tag names that volume) is skipped.
+        """
         filters = {"VpcId": spec.params.vpc_id, "SubnetId": spec.params.subnet_id}
         found = []
         for info in await self._describe_all(filters):
             if info.get("FsName") != name or _state(info) is FileSystemState.DELETING:
                 continue
-            tags = _tags(info)
-            # A shortened name could collide: the tag with the full name decides, where there is one.
-            if tags.get(naming.TAG_VOLUME, spec.name) != spec.name:
+            owner = self._ownership(info)
+            volume = _tags(info).get(TAG_VOLUME, "")
+            if owner.origin in (Origin.VOLUME, Origin.SHARED) and volume == spec.name:
+                found.append(info)
+            elif owner.origin in (Origin.VOLUME, Origin.SHARED, Origin.INCONSISTENT) and volume:
                 continue
-            found.append(info)
+            else:
+                raise CloudError(
+                    ErrorKind.CONFLICT,
+                    f"file system {info.get('FileSystemId')} is named {cut(name)!r} but is not one this driver "
+                    f"created for volume {cut(spec.name)!r} ({owner.detail}); it is left alone. Rename or delete "
+                    "it in the CFS console",
+                )
         return found
 
     async def _describe_all(self, filters: dict[str, str]) -> list[dict[str, Any]]:
@@ -230,6 +299,7 @@ class TencentFileStorage:
                 raise CloudError(ErrorKind.PENDING, f"CFS file system {fs_id} has no mount target yet")
             state = FileSystemState.OTHER
         tags = _tags(info)
+        owner = self._ownership(info)
         vpc_id = str((target or {}).get("VpcId") or (requested.vpc_id if requested else ""))
         subnet_id = str((target or {}).get("SubnetId") or (requested.subnet_id if requested else ""))
         params = VolumeParameters(
@@ -238,25 +308,26 @@ class TencentFileStorage:
             zone=str(info.get("Zone") or ""),
             storage_type=_enum(StorageType, info.get("StorageType"), StorageType.SD),
             pgroup_id=str((info.get("PGroup") or {}).get("PGroupId") or ""),
-            vers=_enum(NfsVersion, tags.get(naming.TAG_VERS), NfsVersion.V3),
-            resource_tags=tuple(sorted((k, v) for k, v in tags.items() if k not in naming.OWN_TAGS)),
+            vers=_enum(NfsVersion, tags.get(TAG_VERS), NfsVersion.V3),
+            resource_tags=tuple(sorted((k, v) for k, v in tags.items() if not is_reserved_tag(k))),
         )
-        capacity = tags.get(naming.TAG_CAPACITY, "")
         return FileSystem(
             id=fs_id,
-            name=tags.get(naming.TAG_VOLUME, str(info.get("FsName") or "")),
+            name=tags.get(TAG_VOLUME, str(info.get("FsName") or "")),
             state=state,
-            capacity_bytes=int(capacity) if capacity.isdigit() else int(info.get("SizeLimit") or 0),
+            # Read back defensively: a tag anyone could edit must not break a listing or a response.
+            capacity_bytes=stored_capacity(tags.get(TAG_CAPACITY)) or stored_capacity(info.get("SizeLimit")),
             params=params,
             host=str((target or {}).get("IpAddress") or ""),
             export_fsid=str((target or {}).get("FSID") or ""),
+            owner=owner,
         )
 
-    def _is_ours(self, info: dict[str, Any]) -> bool:
-        tags = _tags(info)
-        if naming.TAG_VOLUME not in tags:
-            return False
-        return not self._config.cluster_id or tags.get(naming.TAG_CLUSTER) == self._config.cluster_id
+    def _ownership(self, info: dict[str, Any]) -> Ownership:
+        cluster_id = self._config.cluster_id
+        return judge_tagged(
+            str(info.get("FsName") or ""), _tags(info), cluster_id, lambda volume: naming.fs_name(cluster_id, volume)
+        )
 
     # -- the API call --------------------------------------------------------------------------------------
 

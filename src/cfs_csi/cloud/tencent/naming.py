@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import hashlib
 
+from cfs_csi.cloud.ownership import TAG_CAPACITY, TAG_CLUSTER, TAG_VERS, TAG_VOLUME
 from cfs_csi.volume.params import NfsVersion
 
 MAX_NAME_BYTES = 64
 
-TAG_VOLUME = "cfs-csi/volume"
-TAG_CLUSTER = "cfs-csi/cluster"
-TAG_CAPACITY = "cfs-csi/capacity-bytes"
-TAG_VERS = "cfs-csi/nfs-vers"
 OWN_TAGS = frozenset({TAG_VOLUME, TAG_CLUSTER, TAG_CAPACITY, TAG_VERS})
 
 
