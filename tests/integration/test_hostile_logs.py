@@ -9,15 +9,9 @@ Everything each process writes, stdout and stderr, is then searched.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import secrets
-import threading
-import time
 from collections.abc import Iterator
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,59 +19,19 @@ import pytest
 from cfs_csi.client import CsiClient
 from cfs_csi.volume.capacity import GIB
 from tests.conftest import SECRET_ID, SECRET_KEY, start_driver, start_emulator, stop_gracefully, tencent_driver_flags
+from tests.cvm_metadata import instance_role, leaks
 from tests.seed import SEED_PARAMS as SEED
 
 ROLE = "cfs-csi-test-role"
 #: A fresh token per run: nothing can pass by printing a constant.
 SESSION_TOKEN = "tok" + secrets.token_urlsafe(96)
-#: The TC3 signature (64 hex digits) after ``Signature=``, in any spelling a log line could use.
-SIGNATURE = re.compile(r"Signature\W{0,3}[0-9a-f]{16,}", re.IGNORECASE)
-HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
-
-
-class _MetadataHandler(BaseHTTPRequestHandler):
-    """``/latest/meta-data/cam/security-credentials/[<role>]`` as a CVM with an instance role answers it."""
-
-    def do_GET(self) -> None:
-        base = "/latest/meta-data/cam/security-credentials/"
-        if self.path == base:
-            body = ROLE.encode()
-        elif self.path == base + ROLE:
-            body = json.dumps({
-                "TmpSecretId": SECRET_ID, "TmpSecretKey": SECRET_KEY, "Token": SESSION_TOKEN,
-                "ExpiredTime": int(time.time()) + 3600, "Expiration": "", "Code": "Success",
-            }).encode()  # fmt: skip
-        else:
-            self.send_error(HTTPStatus.NOT_FOUND)
-            return
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test's own output is not what is checked."""
+CREDENTIALS = {"secret id": SECRET_ID, "secret key": SECRET_KEY, "session token": SESSION_TOKEN}
 
 
 @pytest.fixture
 def metadata_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetadataHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/latest/meta-data/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def leaks(text: str) -> list[str]:
-    """What of the credentials ``text`` shows (empty: nothing)."""
-    found = [name for name, value in (("secret id", SECRET_ID), ("secret key", SECRET_KEY),
-                                      ("session token", SESSION_TOKEN)) if value in text]  # fmt: skip
-    found += [f"signature {m.group()!r}" for m in SIGNATURE.finditer(text)]
-    found += [f"64-hex value {m.group()!r}" for m in HEX64.finditer(text)]
-    return found
+    with instance_role(ROLE, SECRET_ID, SECRET_KEY, SESSION_TOKEN) as url:
+        yield url
 
 
 async def test_debug_logs_of_a_create_and_delete_with_a_session_token_hold_no_credential(
@@ -106,7 +60,7 @@ async def test_debug_logs_of_a_create_and_delete_with_a_session_token_hold_no_cr
         "emulator stderr": (mount_root / "emulator.log").read_text(errors="replace"),
         "emulator stdout": emulator.process.stdout.read(),
     }
-    assert {name: leaks(text) for name, text in outputs.items()} == {name: [] for name in outputs}
+    assert {name: leaks(text, CREDENTIALS) for name, text in outputs.items()} == {name: [] for name in outputs}
 
     controller = outputs["controller (stdout and stderr)"]
     # The SDK's DEBUG dump of each request is there, with the credentials redacted, not dropped.
