@@ -44,6 +44,8 @@ class Driver:
     socket: Path
     state_dir: Path
     log: Path
+    #: ``<kubelet dir>/pods``: the only place where this node plugin publishes.
+    pods: Path
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -54,19 +56,33 @@ class Driver:
         return self.log.read_text(errors="replace")
 
 
+def kubelet_dir(root: Path) -> Path:
+    """The kubelet directory of the drivers started below ``root`` (its ``pods/`` exists, as on a node)."""
+    return root / "kubelet"
+
+
+def pods_dir(root: Path) -> Path:
+    """Where targets go: the node plugin refuses any path outside ``<kubelet dir>/pods``."""
+    pods = kubelet_dir(root) / "pods"
+    pods.mkdir(parents=True, exist_ok=True)
+    return pods
+
+
 def start_driver(
     root: Path, *extra: str, env: dict[str, str] | None = None, name: str = "driver", wait: bool = True
 ) -> Driver:
     sock = root / f"{name}.sock"
     state = root / f"{name}-state"
     log = root / f"{name}.log"
+    pods = pods_dir(root)
     argv = [
         sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "serve",
-        "--endpoint", f"unix://{sock}", "--node-id", "test-node", "--state-dir", str(state), *extra,
+        "--endpoint", f"unix://{sock}", "--node-id", "test-node", "--state-dir", str(state),
+        "--kubelet-dir", str(pods.parent), *extra,
     ]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    driver = Driver(process, f"unix://{sock}", sock, state, log)
+    driver = Driver(process, f"unix://{sock}", sock, state, log, pods)
     if wait:
         deadline = time.monotonic() + 30
         while not _accepts(sock):

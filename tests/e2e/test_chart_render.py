@@ -182,6 +182,8 @@ def test_node_plugin_pod(helm: Path) -> None:
     assert plugin["securityContext"]["privileged"] is True
     mounts = {m["mountPath"]: m for m in plugin["volumeMounts"]}
     assert mounts["/var/lib/kubelet/pods"]["mountPropagation"] == "Bidirectional"
+    # The plugin acts only below the pods directory it is given, which is the one mounted into it.
+    assert "--kubelet-dir=/var/lib/kubelet" in plugin["args"]
     volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"]}
     assert volumes == {
         "plugin-dir": "/var/lib/kubelet/plugins/com.tencent.cloud.csi.cfs",
@@ -197,6 +199,9 @@ def test_node_plugin_pod(helm: Path) -> None:
     assert {v["hostPath"]["path"] for v in pod(moved)["volumes"]} == {
         "/data/kubelet/plugins/com.tencent.cloud.csi.cfs", "/data/kubelet/plugins_registry", "/data/kubelet/pods",
     }  # fmt: skip
+    moved_plugin = container(moved, "csi-cfs")
+    assert "--kubelet-dir=/data/kubelet" in moved_plugin["args"]
+    assert {m["mountPath"] for m in moved_plugin["volumeMounts"]} >= {"/data/kubelet/pods"}
 
 
 def test_cloud_credentials_come_from_a_secret_volume_only(helm: Path) -> None:

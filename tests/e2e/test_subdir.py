@@ -96,10 +96,10 @@ def test_seed_claim_binds_and_the_node_plugin_mounts_it(
         node = start_driver(mount_root, "--component", "node", "--mounter", "bind",
                             "--export-root", str(operator.emulator.export_root), name="node")  # fmt: skip
         try:
-            _publish_and_write(node.endpoint, pv, mount_root / "pod" / "mount")
+            _publish_and_write(node.endpoint, pv, node.pods / "pod" / "mount")
             # The provisioner pod's own view of the share comes through the node plugin the same way.
             share_pv = kube.core.read_persistent_volume(f"tcfs-cfs-share-{status['cfsfilesystemid']}")
-            assert directory in _published_listing(node.endpoint, share_pv, mount_root / "provisioner-pod")
+            assert directory in _published_listing(node.endpoint, share_pv, node.pods / "provisioner-pod")
         finally:
             node.stop()
         assert (share.mount / directory / "written-by-pod.txt").read_text() == "hello from the pod"

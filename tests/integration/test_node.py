@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from cfs_csi.client import CsiClient, mount_capability
 from cfs_csi.csi import csi_pb2
 from cfs_csi.mount.mountinfo import read_mount_table
-from tests.conftest import Driver, fake_command, start_driver
+from tests.conftest import Driver, fake_command, pods_dir, start_driver
 
 
 def backing_dir(driver: Driver, volume: csi_pb2.Volume) -> Path:
@@ -32,7 +33,7 @@ async def rpc_code(call: object) -> grpc.StatusCode:
 
 async def test_publish_write_stats_unpublish(client: CsiClient, driver: Driver, mount_root: Path) -> None:
     volume = await client.create_volume("pvc-1", {"vers": "3"})
-    target = mount_root / "pods" / "uid" / "volumes" / "pvc-1" / "mount"
+    target = pods_dir(mount_root) / "uid" / "volumes" / "pvc-1" / "mount"
     await client.publish(volume, str(target))
     entry = read_mount_table().at(str(target))
     assert entry is not None and not entry.read_only
@@ -61,7 +62,7 @@ async def test_publish_write_stats_unpublish(client: CsiClient, driver: Driver, 
 async def test_other_source_at_same_target_is_already_exists(client: CsiClient, mount_root: Path) -> None:
     first = await client.create_volume("pvc-a", {})
     second = await client.create_volume("pvc-b", {})
-    target = mount_root / "t"
+    target = pods_dir(mount_root) / "t"
     await client.publish(first, str(target))
     assert await rpc_code(client.publish(second, str(target))) == grpc.StatusCode.ALREADY_EXISTS
     # Same source but read-only when it is mounted read-write: incompatible too.
@@ -70,7 +71,7 @@ async def test_other_source_at_same_target_is_already_exists(client: CsiClient, 
 
 async def test_read_only_publish(client: CsiClient, mount_root: Path) -> None:
     volume = await client.create_volume("pvc-ro", {})
-    target = mount_root / "ro"
+    target = pods_dir(mount_root) / "ro"
     await client.publish(volume, str(target), readonly=True)
     entry = read_mount_table().at(str(target))
     assert entry is not None and entry.read_only
@@ -88,30 +89,33 @@ async def test_subdirectory_volume_mounts_only_its_directory(
     sub.mkdir()
     (backing_dir(driver, volume) / "neighbour.txt").write_text("other tenant")
     shared = csi_pb2.Volume(volume_id="shared-handle", volume_context={**volume.volume_context, "path": sub.name})
-    target = mount_root / "sub"
+    target = pods_dir(mount_root) / "sub"
     await client.publish(shared, str(target))
     (target / "mine.txt").write_text("x")
     assert (sub / "mine.txt").exists()
     assert not (target / "neighbour.txt").exists()
 
     missing = csi_pb2.Volume(volume_id="gone", volume_context={**volume.volume_context, "path": "no-such-dir"})
-    assert await rpc_code(client.publish(missing, str(mount_root / "t2"))) == grpc.StatusCode.NOT_FOUND
+    assert await rpc_code(client.publish(missing, str(pods_dir(mount_root) / "t2"))) == grpc.StatusCode.NOT_FOUND
     escape = csi_pb2.Volume(volume_id="evil", volume_context={**volume.volume_context, "path": "../.."})
-    assert await rpc_code(client.publish(escape, str(mount_root / "t3"))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await rpc_code(client.publish(escape, str(pods_dir(mount_root) / "t3"))) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_stats_refuses_the_wrong_volume_or_path(client: CsiClient, mount_root: Path) -> None:
     volume = await client.create_volume("pvc-s", {})
-    target = mount_root / "s"
+    target = pods_dir(mount_root) / "s"
     await client.publish(volume, str(target))
     assert await rpc_code(client.stats("cfs-other", str(target))) == grpc.StatusCode.NOT_FOUND
-    assert await rpc_code(client.stats(volume.volume_id, str(mount_root / "nowhere"))) == grpc.StatusCode.NOT_FOUND
+    assert (
+        await rpc_code(client.stats(volume.volume_id, str(pods_dir(mount_root) / "nowhere")))
+        == grpc.StatusCode.NOT_FOUND
+    )
     assert await rpc_code(client.stats(volume.volume_id, "relative/path")) == grpc.StatusCode.NOT_FOUND
 
 
 async def test_stats_reports_a_vanished_mount_as_abnormal(client: CsiClient, mount_root: Path) -> None:
     volume = await client.create_volume("pvc-v", {})
-    target = mount_root / "v"
+    target = pods_dir(mount_root) / "v"
     await client.publish(volume, str(target))
     # The mount disappears behind the plugin's back (a node-level cleanup, a crash of the NFS client).
     await asyncio.to_thread(subprocess.run, ["umount", str(target)], check=True, timeout=30)
@@ -120,21 +124,24 @@ async def test_stats_reports_a_vanished_mount_as_abnormal(client: CsiClient, mou
 
 
 async def test_unpublish_keeps_data_written_into_an_unmounted_target(client: CsiClient, mount_root: Path) -> None:
-    target = mount_root / "bare"
-    target.mkdir()
+    volume = await client.create_volume("pvc-bare", {})
+    target = pods_dir(mount_root) / "bare"
+    await client.publish(volume, str(target))
+    # The mount goes away behind the plugin's back, and something writes into the bare directory.
+    await asyncio.to_thread(subprocess.run, ["umount", str(target)], check=True, timeout=30)
     (target / "precious").write_text("keep me")
-    await client.unpublish("cfs-whatever", str(target))
+    await client.unpublish(volume.volume_id, str(target))
     assert (target / "precious").read_text() == "keep me"
 
 
 async def test_missing_fields_are_invalid(client: CsiClient, mount_root: Path) -> None:
     volume = await client.create_volume("pvc-f", {})
     no_cap = csi_pb2.NodePublishVolumeRequest(
-        volume_id=volume.volume_id, target_path=str(mount_root / "x"), volume_context=volume.volume_context
+        volume_id=volume.volume_id, target_path=str(pods_dir(mount_root) / "x"), volume_context=volume.volume_context
     )
     assert await rpc_code(client.node.NodePublishVolume(no_cap)) == grpc.StatusCode.INVALID_ARGUMENT
     no_host = csi_pb2.NodePublishVolumeRequest(
-        volume_id=volume.volume_id, target_path=str(mount_root / "x"), volume_capability=mount_capability()
+        volume_id=volume.volume_id, target_path=str(pods_dir(mount_root) / "x"), volume_capability=mount_capability()
     )
     assert await rpc_code(client.node.NodePublishVolume(no_host)) == grpc.StatusCode.INVALID_ARGUMENT
     relative = csi_pb2.NodeUnpublishVolumeRequest(volume_id="v", target_path="rel")
@@ -163,12 +170,14 @@ async def test_single_writer_volume_is_refused_at_a_second_target(client: CsiCli
             )
         )  # fmt: skip
 
-    await publish(mount_root / "one", single)
-    await publish(mount_root / "one", single)  # the same target again is fine
-    assert await rpc_code(publish(mount_root / "two", single)) == grpc.StatusCode.FAILED_PRECONDITION
-    assert await rpc_code(publish(mount_root / "two", mount_capability())) == grpc.StatusCode.FAILED_PRECONDITION
-    await client.unpublish(volume.volume_id, str(mount_root / "one"))
-    await publish(mount_root / "two", single)  # free again once the first target is gone
+    await publish(pods_dir(mount_root) / "one", single)
+    await publish(pods_dir(mount_root) / "one", single)  # the same target again is fine
+    assert await rpc_code(publish(pods_dir(mount_root) / "two", single)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        await rpc_code(publish(pods_dir(mount_root) / "two", mount_capability())) == grpc.StatusCode.FAILED_PRECONDITION
+    )
+    await client.unpublish(volume.volume_id, str(pods_dir(mount_root) / "one"))
+    await publish(pods_dir(mount_root) / "two", single)  # free again once the first target is gone
 
 
 NFS_CONTEXT_V3 = {"host": "10.0.33.133", "fsid": "bz8eisu7", "vers": "3"}
@@ -184,18 +193,29 @@ NFS_CONTEXT_V3 = {"host": "10.0.33.133", "fsid": "bz8eisu7", "vers": "3"}
 async def test_nfs_mounter_runs_mount_with_the_decided_source_and_options(
     mount_root: Path, context: dict[str, str], flags: tuple[str, ...], readonly: bool, argv: str
 ) -> None:
-    """No kernel NFS client here: a recording ``mount`` stands in for the last step only."""
+    """No kernel NFS client here: a recording ``mount`` stands in for the last step only (it records its arguments
+    and where its last one leads, then mounts a tmpfs there, read-only if asked)."""
+    real_mount = shutil.which("mount")
     bin_dir = mount_root / "bin"
     record = mount_root / "mount.args"
-    fake_command(bin_dir, "mount", f'echo "$@" >> {record}\n')
+    fake_command(bin_dir, "mount", (
+        f'for last; do :; done\necho "$@" >> {record}\nreadlink "$last" >> {record}\n'
+        f'case "$*" in *,ro\\ *) set -- -o ro ;; *) set -- ;; esac\n'
+        f'exec {real_mount} -t tmpfs "$@" tmpfs "$last"\n'
+    ))  # fmt: skip
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", env=env, name="nfs")
     try:
         async with CsiClient(driver.endpoint) as csi:
-            target = mount_root / "nfs-target"
+            target = pods_dir(mount_root) / "nfs-target"
             volume = csi_pb2.Volume(volume_id="cfs-3esjn2lz", volume_context=context)
             await csi.publish(volume, str(target), readonly=readonly, mount_flags=flags)
-        assert record.read_text().strip() == f"{argv} {target}"
+        # The target is handed over as an open handle of the directory, never as a path that could be redirected.
+        arguments, leads_to = record.read_text().splitlines()
+        assert re.fullmatch(rf"--no-canonicalize {re.escape(argv)} /proc/self/fd/\d+", arguments)
+        assert leads_to == str(target)
+        entry = read_mount_table().at(str(target))
+        assert entry is not None and entry.read_only == readonly
     finally:
         driver.stop()
 
@@ -211,7 +231,7 @@ async def test_a_hung_mount_is_killed_and_reported_as_deadline_exceeded(mount_ro
         async with CsiClient(driver.endpoint) as csi:
             volume = csi_pb2.Volume(volume_id="cfs-hung", volume_context=NFS_CONTEXT_V3)
             with pytest.raises(grpc.aio.AioRpcError) as error:
-                await csi.publish(volume, str(mount_root / "hung-target"))
+                await csi.publish(volume, str(pods_dir(mount_root) / "hung-target"))
             assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert "killed" in (error.value.details() or "")
         survivors = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep 317"]
@@ -242,6 +262,7 @@ async def test_a_mount_whose_server_is_gone_is_forced_then_detached(
     bin_dir, record = mount_root / "bin", mount_root / "umount.calls"
     fake_command(bin_dir, "mount", f'for last; do :; done\nexec {real_mount} -t tmpfs tmpfs "$last"\n')
     fake_command(bin_dir, "umount", (
+        f'[ "$1" = --no-canonicalize ] || exit 99\nshift\n'
         f'case "$1" in\n'
         f'  -l) echo -l >> {record}; exec {real_umount} -l "$2" ;;\n'
         f'  -f) echo -f >> {record}; {forced.format(umount=real_umount)} ;;\n'
@@ -251,7 +272,7 @@ async def test_a_mount_whose_server_is_gone_is_forced_then_detached(
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", "--unmount-timeout", "1",
                           env=env, name="gone")  # fmt: skip
-    target = mount_root / "gone-target"
+    target = pods_dir(mount_root) / "gone-target"
     try:
         async with CsiClient(driver.endpoint) as csi:
             volume = csi_pb2.Volume(volume_id="cfs-gone", volume_context=NFS_CONTEXT_V3)
@@ -270,38 +291,40 @@ async def test_a_busy_mount_is_not_forced(mount_root: Path) -> None:
     real_mount = shutil.which("mount")
     bin_dir, record = mount_root / "bin", mount_root / "umount.calls"
     fake_command(bin_dir, "mount", f'for last; do :; done\nexec {real_mount} -t tmpfs tmpfs "$last"\n')
-    fake_command(bin_dir, "umount", f"echo \"$@\" >> {record}; echo 'umount: target is busy.' >&2; exit 32\n")
+    fake_command(bin_dir, "umount", f'echo "$@" >> {record}; echo "umount: $2: target is busy." >&2; exit 32\n')
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", env=env, name="busy-umount")
-    target = mount_root / "busy-umount-target"
+    target = pods_dir(mount_root) / "busy-umount-target"
     try:
         async with CsiClient(driver.endpoint) as csi:
             volume = csi_pb2.Volume(volume_id="cfs-held", volume_context=NFS_CONTEXT_V3)
             await csi.publish(volume, str(target))
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await csi.unpublish(volume.volume_id, str(target))
-            assert error.value.code() == grpc.StatusCode.INTERNAL and "target is busy" in (error.value.details() or "")
-        assert record.read_text().split() == [str(target)]
+            assert error.value.code() == grpc.StatusCode.INTERNAL
+            assert error.value.details() == f"umount {target} failed: umount: {target}: target is busy."
+        # umount is given the target's name below a handle of its parent, and nothing else.
+        assert re.fullmatch(r"--no-canonicalize /proc/self/fd/\d+/busy-umount-target", record.read_text().strip())
         assert read_mount_table().at(str(target)) is not None
     finally:
         driver.stop()  # the mount_root fixture unmounts what is left
 
 
 async def test_concurrent_calls_on_one_volume_are_aborted(mount_root: Path) -> None:
-    bin_dir = mount_root / "bin"
-    fake_command(bin_dir, "mount", "sleep 2\n")
+    bin_dir, real_mount = mount_root / "bin", shutil.which("mount")
+    fake_command(bin_dir, "mount", f'sleep 2\nfor last; do :; done\nexec {real_mount} -t tmpfs tmpfs "$last"\n')
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", env=env, name="busy")
     try:
         async with CsiClient(driver.endpoint) as csi:
             volume = csi_pb2.Volume(volume_id="cfs-busy", volume_context=NFS_CONTEXT_V3)
             other = csi_pb2.Volume(volume_id="cfs-free", volume_context=NFS_CONTEXT_V3)
-            target = str(mount_root / "busy-target")
+            target = str(pods_dir(mount_root) / "busy-target")
             results = await asyncio.gather(
                 csi.publish(volume, target),
                 _later(csi.publish(volume, target)),
                 _later(csi.unpublish(volume.volume_id, target)),
-                _later(csi.publish(other, str(mount_root / "free-target"))),
+                _later(csi.publish(other, str(pods_dir(mount_root) / "free-target"))),
                 return_exceptions=True,
             )
         assert results[0] is None and results[3] is None

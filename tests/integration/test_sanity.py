@@ -66,8 +66,9 @@ def run_sanity(
     argv = [
         csi_sanity(),
         f"--csi.endpoint={driver.endpoint}",
-        f"--csi.mountdir={work / 'mnt'}",
-        f"--csi.stagingdir={work / 'stage'}",
+        # Below the kubelet's pods directory: the node plugin refuses targets anywhere else.
+        f"--csi.mountdir={driver.pods / 'sanity-mnt'}",
+        f"--csi.stagingdir={driver.pods / 'sanity-stage'}",
         "--csi.testvolumesize=10737418240",
         f"--ginkgo.json-report={report}",
         "--ginkgo.no-color",

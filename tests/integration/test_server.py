@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
@@ -13,7 +14,7 @@ from google.protobuf import wrappers_pb2
 from cfs_csi import DRIVER_NAME
 from cfs_csi.client import CsiClient
 from cfs_csi.csi import csi_pb2
-from tests.conftest import Driver, fake_command, start_driver
+from tests.conftest import Driver, fake_command, pods_dir, start_driver
 
 
 async def test_identity(client: CsiClient) -> None:
@@ -58,13 +59,13 @@ def test_a_live_socket_or_a_regular_file_is_not_replaced(driver: Driver, mount_r
 
 
 async def test_sigterm_drains_in_flight_calls_and_removes_the_socket(mount_root: Path) -> None:
-    bin_dir = mount_root / "bin"
-    fake_command(bin_dir, "mount", "sleep 2\n")
+    bin_dir, real_mount = mount_root / "bin", shutil.which("mount")
+    fake_command(bin_dir, "mount", f'sleep 2\nfor last; do :; done\nexec {real_mount} -t tmpfs tmpfs "$last"\n')
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     driver = start_driver(mount_root, "--mounter", "nfs", "--component", "node", env=env, name="drain")
     async with CsiClient(driver.endpoint) as csi:
         volume = csi_pb2.Volume(volume_id="cfs-d", volume_context={"host": "10.0.0.1", "fsid": "abc"})
-        call = asyncio.ensure_future(csi.publish(volume, str(mount_root / "drain-target")))
+        call = asyncio.ensure_future(csi.publish(volume, str(pods_dir(mount_root) / "drain-target")))
         await asyncio.sleep(0.7)
         driver.process.send_signal(signal.SIGTERM)
         await call  # completes normally although the server is stopping

@@ -12,7 +12,7 @@ import pytest
 from cfs_csi.client import CsiClient, mount_capability
 from cfs_csi.csi import csi_pb2
 from cfs_csi.volume.capacity import GIB
-from tests.conftest import CLOUD_ENV, Driver, Emulator, start_driver, tencent_driver_flags
+from tests.conftest import CLOUD_ENV, Driver, Emulator, pods_dir, start_driver, tencent_driver_flags
 from tests.seed import SEED_PARAMS as SEED
 from tests.seed import SEED_VOLUME_NAME as NAME
 
@@ -46,7 +46,7 @@ async def test_full_lifecycle_through_the_cloud_api(client: CsiClient, emulator:
     assert context == SEED and host.startswith("127.") and fsid
     assert volume.capacity_bytes == 10 * GIB
 
-    target = mount_root / "pods" / "p1" / "mount"
+    target = pods_dir(mount_root) / "p1" / "mount"
     await client.publish(volume, str(target))
     (target / "data.txt").write_text("stored in CFS")
     assert (emulator.export_root / host / fsid / "data.txt").read_text() == "stored in CFS"

@@ -26,7 +26,10 @@ SUPPORTED_FS_TYPES = frozenset({"", "nfs", "nfs4"})
 
 def unsupported_reason(capability: csi_pb2.VolumeCapability) -> str | None:
     """Why CFS cannot serve ``capability``, or ``None`` if it can."""
-    if capability.WhichOneof("access_type") != "mount":
+    access_type = capability.WhichOneof("access_type")
+    if access_type is None:
+        return "access_type (mount or block) is required in the volume capability; CFS serves mount"
+    if access_type != "mount":
         return "CFS is a file system: only mount volumes are supported, not block"
     if capability.mount.fs_type not in SUPPORTED_FS_TYPES:
         return f"fs_type {capability.mount.fs_type!r} is not supported; CFS is mounted as nfs"

@@ -3,14 +3,28 @@
 No staging: an NFS mount has no device to attach or format, so each publish mounts directly. The mount
 table is the source of truth for what is mounted; targets are removed with ``rmdir`` only, so a failed
 unmount can never turn into deleting the volume's data.
+
+The node acts only strictly below ``<kubelet dir>/pods/`` (:mod:`cfs_csi.mount.podpath`), reaches every target
+from a handle of that directory without following a symlink (:mod:`cfs_csi.mount.targets`), and removes or
+unmounts only what it can show is its own: a target whose publication record names the volume, or that is
+mounted. Answers for a path the node will not act on:
+
+- NodePublishVolume, NodeUnpublishVolume: INVALID_ARGUMENT. The spec keeps NOT_FOUND for "no such volume"; a
+  path outside the pods directory, with a symlink or a file in it, or too long, is a bad argument, and no retry
+  can fix it. (Unpublishing a target that does not exist below the pods directory is OK, as the spec's
+  idempotency asks.)
+- NodeUnpublishVolume of volume A at a target recorded for volume B: NOT_FOUND, the spec's code for "no volume
+  with this id here", and the same answer NodeGetVolumeStats gives for the same fact. Nothing is unmounted: the
+  caller named the wrong volume, and only the owner of B's publication may take it down.
+- NodeGetVolumeStats outside the pods directory (or relative): NOT_FOUND, as the spec and csi-sanity ask ("no
+  volume at that path"); a malformed path is INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
-import asyncio
-import errno
+import contextlib
 import logging
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -23,7 +37,10 @@ from cfs_csi.driver.published import Publication, PublishedVolumes
 from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.mounter import Mounter, unmount
 from cfs_csi.mount.mountinfo import MountTable, read_mount_table
+from cfs_csi.mount.podpath import OutsidePods, PodPath, pod_path
 from cfs_csi.mount.stats import volume_stats
+from cfs_csi.mount.targets import OpenPods, OpenTarget, PodsDir, PodsDirMissing, check_is_directory, remove_target
+from cfs_csi.volume.errors import InvalidArgument
 from cfs_csi.volume.nfs import nfs_mount_for
 
 log = logging.getLogger(__name__)
@@ -44,18 +61,32 @@ class NodeTimeouts:
 
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
-    def __init__(self, node_id: str, mounter: Mounter, published: PublishedVolumes, timeouts: NodeTimeouts) -> None:
+    def __init__(
+        self, node_id: str, mounter: Mounter, published: PublishedVolumes, timeouts: NodeTimeouts, pods: PodsDir
+    ) -> None:
         self._node_id = node_id
         self._mounter = mounter
         self._published = published
         self._timeouts = timeouts
+        self._pods = pods
         self._in_flight = InFlight()
+
+    def _target(self, path: str, field: str) -> PodPath:
+        return pod_path(self._pods.path, require(path, field))
+
+    @contextlib.contextmanager
+    def _open_pods(self) -> Iterator[OpenPods]:
+        try:
+            with self._pods.open() as pods:
+                yield pods
+        except PodsDirMissing as exc:
+            raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
 
     async def NodePublishVolume(
         self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.NodePublishVolumeResponse:
         volume_id = require(request.volume_id, "volume_id")
-        target = _absolute(require(request.target_path, "target_path"))
+        target = self._target(request.target_path, "target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
         reason = unsupported_reason(request.volume_capability)
@@ -63,30 +94,59 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             raise invalid(reason)
         nfs = nfs_mount_for(request.volume_context, request.volume_capability.mount.mount_flags, request.readonly)
         exclusive = request.volume_capability.access_mode.mode == _SINGLE_WRITER
-        with self._in_flight.hold(f"volume/{volume_id}", f"target/{target}"):
+        with self._in_flight.hold(f"volume/{volume_id}", f"target/{target.path}"), self._open_pods() as pods:
             table = read_mount_table()
-            self._check_exclusive(volume_id, target, exclusive, table)
-            existing = table.at(target)
+            self._check_exclusive(volume_id, target, exclusive, table, pods)
+            real = pods.real(target)
+            existing = table.at(real)
             if existing is not None:
                 if not self._mounter.is_mount_of(nfs, existing, table) or existing.read_only != nfs.read_only:
                     raise CsiError(
                         grpc.StatusCode.ALREADY_EXISTS,
-                        f"{target} is already mounted from {existing.source} "
+                        f"{target.path} is already mounted from {existing.source} "
                         f"({'ro' if existing.read_only else 'rw'}), not from {nfs.source} as requested",
                     )
             else:
-                await asyncio.to_thread(_make_target, target)
-                log.info("mounting %s at %s with options %s", nfs.source, target, ",".join(nfs.options))
-                await self._mounter.mount(nfs, target)
+                with pods.make_target(target) as opened:
+                    log.info("mounting %s at %s with options %s", nfs.source, target.path, ",".join(nfs.options))
+                    try:
+                        await self._mounter.mount(nfs, opened)
+                        await self._check_mounted(opened, real, nfs.read_only)
+                    except BaseException:
+                        if opened.created:
+                            remove_target(opened)
+                        raise
             self._published.record(
-                Publication(volume_id=volume_id, target_path=target, source=nfs.source, exclusive=exclusive)
+                Publication(volume_id=volume_id, target_path=target.path, source=nfs.source, exclusive=exclusive)
             )
         return csi_pb2.NodePublishVolumeResponse()
 
-    def _check_exclusive(self, volume_id: str, target: str, exclusive: bool, table: MountTable) -> None:
+    async def _check_mounted(self, target: OpenTarget, real: str, read_only: bool) -> None:
+        """The mount must show at the target's path, read-only if asked: roll it back otherwise.
+
+        The mount went onto the target's handle, so this holds unless a mount helper resolved the handle back to a
+        path string (``mount.nfs`` may) and a component was swapped in between; that is refused, not trusted.
+        """
+        entry = read_mount_table().at(real)
+        if entry is not None and entry.read_only == read_only:
+            return
+        if entry is not None:
+            await unmount(target, self._timeouts.unmount)
+        log.error("mount of %s did not show at %s as asked (found %s); rolled back", target.path, real, entry)
+        raise CsiError(grpc.StatusCode.INTERNAL, f"the mount did not show at {target.path} as asked; rolled back")
+
+    def _check_exclusive(
+        self, volume_id: str, target: PodPath, exclusive: bool, table: MountTable, pods: OpenPods
+    ) -> None:
         """SINGLE_NODE_SINGLE_WRITER: refuse a second target while another still holds the volume."""
         for other in self._published.of_volume(volume_id):
-            if other.target_path != target and (exclusive or other.exclusive) and table.at(other.target_path):
+            if other.target_path == target.path or not (exclusive or other.exclusive):
+                continue
+            try:
+                other_real = pods.real(pod_path(self._pods.path, other.target_path))
+            except InvalidArgument:
+                other_real = other.target_path  # recorded before --kubelet-dir existed
+            if table.at(other_real):
                 raise CsiError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"volume {volume_id} is published for a single writer at {other.target_path}",
@@ -96,27 +156,51 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.NodeUnpublishVolumeResponse:
         volume_id = require(request.volume_id, "volume_id")
-        target = _absolute(require(request.target_path, "target_path"))
-        with self._in_flight.hold(f"volume/{volume_id}", f"target/{target}"):
-            for _ in range(_MAX_STACKED):
-                if read_mount_table().at(target) is None:
-                    break
-                await unmount(target, self._timeouts.unmount)
-            else:
-                raise CsiError(grpc.StatusCode.INTERNAL, f"{target} is still mounted after {_MAX_STACKED} unmounts")
-            await asyncio.to_thread(_remove_target, target)
-            self._published.forget(target)
+        target = self._target(request.target_path, "target_path")
+        with self._in_flight.hold(f"volume/{volume_id}", f"target/{target.path}"), self._open_pods() as pods:
+            publication = self._published.get(target.path)
+            if publication is not None and publication.volume_id != volume_id:
+                raise not_found(f"{target.path} holds volume {publication.volume_id}, not {volume_id}; left as is")
+            real = pods.real(target)
+            with pods.parent(target) as ref:
+                if ref is None:  # nothing at all there: already unpublished
+                    self._published.forget(target.path)
+                    return csi_pb2.NodeUnpublishVolumeResponse()
+                unmounted = False
+                for _ in range(_MAX_STACKED):
+                    if read_mount_table().at(real) is None:
+                        break
+                    await unmount(ref, self._timeouts.unmount)
+                    unmounted = True
+                else:
+                    raise CsiError(
+                        grpc.StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts"
+                    )
+                if not unmounted:
+                    check_is_directory(ref)
+                if publication is None and not unmounted:
+                    # Never published here (no record) and nothing mounted: not ours to remove.
+                    log.info("%s holds no publication and no mount; leaving it as it is", target.path)
+                    return csi_pb2.NodeUnpublishVolumeResponse()
+                if not remove_target(ref):
+                    # Data written into the bare directory while nothing was mounted: keep it, and say so.
+                    log.warning("target %s is not an empty directory after unmount; leaving it in place", target.path)
+            self._published.forget(target.path)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     async def NodeGetVolumeStats(
         self, request: csi_pb2.NodeGetVolumeStatsRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.NodeGetVolumeStatsResponse:
         volume_id = require(request.volume_id, "volume_id")
-        path = os.path.normpath(require(request.volume_path, "volume_path"))
-        if not os.path.isabs(path):
-            raise not_found(f"volume {volume_id} is not published at {path}: not an absolute path")
+        try:
+            target = self._target(request.volume_path, "volume_path")
+        except OutsidePods as exc:
+            raise not_found(f"volume {volume_id} is not published there: {exc}") from None
+        path = target.path
         publication = self._published.get(path)
-        mounted = read_mount_table().at(path) is not None
+        with self._open_pods() as pods:
+            real = pods.real(target)
+        mounted = read_mount_table().at(real) is not None
         if publication is not None and publication.volume_id != volume_id:
             raise not_found(f"{path} holds volume {publication.volume_id}, not {volume_id}")
         if publication is None and not mounted:
@@ -124,7 +208,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         if not mounted:
             return _abnormal(f"{path} should hold volume {volume_id} but nothing is mounted there")
         try:
-            stats = await volume_stats(path, self._timeouts.stats)
+            # The mount table names this path, so no component of it is a symlink.
+            stats = await volume_stats(real, self._timeouts.stats)
         except MountError as exc:
             if exc.kind in (MountErrorKind.STALE, MountErrorKind.TIMEOUT):
                 return _abnormal(f"{exc.message}; the pod may need to be restarted to remount")
@@ -164,31 +249,3 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
 
 def _abnormal(message: str) -> csi_pb2.NodeGetVolumeStatsResponse:
     return csi_pb2.NodeGetVolumeStatsResponse(volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=message))
-
-
-def _absolute(path: str) -> str:
-    if not os.path.isabs(path):
-        raise invalid(f"path {path!r} must be absolute")
-    return os.path.normpath(path)
-
-
-def _make_target(target: str) -> None:
-    try:
-        os.makedirs(target, exist_ok=True)
-    except FileExistsError:
-        raise invalid(f"target path {target} exists and is not a directory") from None
-
-
-def _remove_target(target: str) -> None:
-    """Remove the (unmounted) target directory; never anything below it."""
-    try:
-        os.rmdir(target)
-    except FileNotFoundError:
-        pass
-    except NotADirectoryError:
-        os.unlink(target)
-    except OSError as exc:
-        if exc.errno != errno.ENOTEMPTY:
-            raise
-        # Data written into the bare directory while nothing was mounted: keep it, and say so.
-        log.warning("target %s is not empty after unmount; leaving it in place", target)

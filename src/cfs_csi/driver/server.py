@@ -22,6 +22,7 @@ from cfs_csi.driver.interceptor import CsiInterceptor
 from cfs_csi.driver.node import NodeServicer, NodeTimeouts
 from cfs_csi.driver.published import PublishedVolumes
 from cfs_csi.mount.mounter import Mounter
+from cfs_csi.mount.targets import PodsDir
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class NodeConfig:
     node_id: str
     mounter: Mounter
     state_dir: Path
+    #: The kubelet's directory (``--kubelet-dir``): the node acts only below its ``pods/``.
+    kubelet_dir: Path = Path("/var/lib/kubelet")
     timeouts: NodeTimeouts = field(default_factory=NodeTimeouts)
 
 
@@ -48,7 +51,9 @@ def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_sto
         if probe_storage:
             checks.append(storage.probe)
     if node is not None:
-        servicer = NodeServicer(node.node_id, node.mounter, PublishedVolumes(node.state_dir), node.timeouts)
+        published = PublishedVolumes(node.state_dir)
+        pods = PodsDir(str(node.kubelet_dir))
+        servicer = NodeServicer(node.node_id, node.mounter, published, node.timeouts, pods)
         csi_pb2_grpc.add_NodeServicer_to_server(servicer, server)
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(storage is not None, checks), server)
     return server

@@ -17,11 +17,15 @@ log = logging.getLogger(__name__)
 _REAP_SECONDS = 5.0
 
 
-async def run(argv: Sequence[str], timeout: float) -> str:
+async def run(
+    argv: Sequence[str], timeout: float, pass_fds: Sequence[int] = (), shown: tuple[str, str] | None = None
+) -> str:
     """Run ``argv`` and return its stdout; raise :class:`MountError` on failure or timeout.
 
     The command runs in its own session so that on timeout the whole group (``mount`` and the
-    ``mount.nfs`` helper it forks) is killed, not just the parent.
+    ``mount.nfs`` helper it forks) is killed, not just the parent. ``pass_fds`` are inherited under the same
+    numbers (for ``/proc/self/fd/N`` arguments); ``shown`` = (argument, what to call it) names such an argument
+    by the target's path in messages.
     """
     log.debug("running %s (timeout %.0fs)", list(argv), timeout)
     proc = await asyncio.create_subprocess_exec(
@@ -30,6 +34,7 @@ async def run(argv: Sequence[str], timeout: float) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
@@ -44,5 +49,7 @@ async def run(argv: Sequence[str], timeout: float) -> str:
     if proc.returncode != 0:
         detail = (stderr or stdout).decode(errors="replace").strip() or f"exit code {proc.returncode}"
         kind = MountErrorKind.NOT_FOUND if "No such file or directory" in detail else MountErrorKind.FAILED
-        raise MountError(kind, f"{' '.join(argv[:2])} failed: {detail}")
+        words = [arg for arg in argv if arg != "--no-canonicalize"][:2]
+        message = f"{' '.join(words)} failed: {detail}"
+        raise MountError(kind, message.replace(*shown) if shown else message)
     return stdout.decode(errors="replace")
