@@ -1,4 +1,4 @@
-"""Directory names, path patterns, containment, archive names and delete decisions (tables)."""
+"""Directory names, path patterns, the reserved directory, archive names and delete decisions (tables)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import pytest
 
 from cfs_csi.provisioner.main import share_from_env
 from cfs_csi.provisioner.paths import (
+    RESERVED,
     DeleteAction,
     archive_name,
-    contained,
+    checked_relative,
     delete_action,
     directory_for,
 )
@@ -57,16 +58,16 @@ def test_hostile_patterns_are_refused(case: str, pattern: str) -> None:
         directory_for(pattern, "default", "cfs-share-1", PV, LABELS, ANNOTATIONS)
 
 
-def test_containment_resolves_symlinks(tmp_path: Path) -> None:
-    root = tmp_path / "share"
-    (root / "vol").mkdir(parents=True)
-    (root / "link-to-root").symlink_to(root)
-    (root / "link-out").symlink_to(tmp_path)
-    assert contained(root, "vol") == (root / "vol").resolve()
-    assert contained(root, "new/nested") == (root / "new" / "nested").resolve()
-    for bad in ("link-to-root", "link-out", "link-out/x", "", "..", "/"):
-        with pytest.raises(InvalidArgument):
-            contained(root, bad)
+@pytest.mark.parametrize("path", [RESERVED, f"{RESERVED}/owners", f"{RESERVED}/owners/pvc-1", f"{RESERVED}/"])
+def test_the_reserved_directory_is_never_a_volume(path: str) -> None:
+    with pytest.raises(InvalidArgument, match="keeps for itself"):
+        checked_relative(path)
+    with pytest.raises(InvalidArgument, match="keeps for itself"):
+        directory_for("${.PVC.annotations.dir}", "default", "c", PV, {}, {"dir": path})
+
+
+def test_the_reserved_name_below_the_top_is_an_ordinary_name() -> None:
+    assert checked_relative(f"team/{RESERVED}") == f"team/{RESERVED}"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from cfs_csi.safefs import UnsafePath, components, make_dirs, open_dir
+from cfs_csi.safefs import (
+    UnsafePath,
+    components,
+    entry_mode,
+    make_dirs,
+    open_dir,
+    open_parent,
+    read_file,
+    remove_file,
+    remove_tree,
+    rename_directory,
+    write_file,
+)
 from cfs_csi.volume.errors import InvalidArgument
 
 
@@ -79,3 +91,66 @@ def test_make_dirs_never_creates_through_a_symlink(root: tuple[Path, int], tmp_p
         make_dirs(fd, "up/escape", 0o700)
     assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == before
     assert not (tmp_path / "escape").exists()
+
+
+# --- acting on one entry of a handle ---------------------------------------------------------------------------
+
+
+def test_open_parent_gives_the_real_parent_and_the_leaf(root: tuple[Path, int]) -> None:
+    share, fd = root
+    parent, leaf = open_parent(fd, "a/b")
+    assert (_real(parent), leaf) == (str(share / "a"), "b")
+    parent, leaf = open_parent(fd, "top")
+    assert (_real(parent), leaf) == (str(share), "top")
+    with pytest.raises(UnsafePath):
+        open_parent(fd, "up/x")
+
+
+def test_remove_tree_deletes_a_real_directory_and_never_follows_links(root: tuple[Path, int], tmp_path: Path) -> None:
+    share, fd = root
+    (tmp_path / "outside" / "keep.txt").write_text("keep")
+    (share / "a" / "b" / "inner-link").symlink_to(tmp_path / "outside")
+    (share / "a" / "b" / "f").write_text("x")
+    a = open_dir(fd, "a")
+    try:
+        assert remove_tree(a, "b") is True
+        assert remove_tree(a, "b") is False
+        with pytest.raises(UnsafePath, match="link is a symbolic link"):
+            remove_tree(a, "link")
+    finally:
+        os.close(a)
+    assert (tmp_path / "outside" / "keep.txt").read_text() == "keep"
+    assert (share / "a" / "link").is_symlink()
+    with pytest.raises(UnsafePath, match="file is not a directory"):
+        remove_tree(fd, "file")
+
+
+def test_rename_directory_stays_in_its_parent_and_replaces_nothing(root: tuple[Path, int]) -> None:
+    share, fd = root
+    (share / "taken").mkdir()
+    with pytest.raises(FileExistsError):
+        rename_directory(fd, "a", "taken")
+    with pytest.raises(FileExistsError):
+        rename_directory(fd, "a", "up")
+    with pytest.raises(UnsafePath):
+        rename_directory(fd, "up", "moved")
+    with pytest.raises(InvalidArgument):
+        rename_directory(fd, "a", "../escape")
+    rename_directory(fd, "a", "moved")
+    assert (share / "moved" / "b").is_dir() and not (share / "a").exists()
+
+
+def test_small_files_are_written_and_read_without_following_links(root: tuple[Path, int], tmp_path: Path) -> None:
+    share, fd = root
+    write_file(fd, "record", b"one")
+    write_file(fd, "record", b"two")
+    assert read_file(fd, "record") == b"two" and (share / "record").stat().st_mode & 0o777 == 0o600
+    assert read_file(fd, "absent") is None
+    (share / "evil").symlink_to(tmp_path / "outside" / "target")
+    with pytest.raises(UnsafePath):
+        read_file(fd, "evil")
+    with pytest.raises(UnsafePath):
+        read_file(fd, "a")
+    remove_file(fd, "evil")
+    remove_file(fd, "evil")
+    assert not (share / "evil").is_symlink() and entry_mode(fd, "evil") is None

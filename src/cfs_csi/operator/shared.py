@@ -22,7 +22,9 @@ TCFS_PLURAL = "tcfs"
 PROVISIONER_PREFIX = "com.tencent.cloud.csi.tcfs."
 
 #: Parameters that belong to the sub-directory provisioner (or to shared mode), not to the cloud.
-PROVISIONER_KEYS = frozenset({"subdir-share", "pathpattern", "ondelete", "archiveondelete", "fromexistcfs"})
+PROVISIONER_KEYS = frozenset(
+    {"subdir-share", "pathpattern", "ondelete", "archiveondelete", "fromexistcfs", "reuseexistingdirectory"}
+)
 ON_DELETE = ("delete", "retain")
 
 

@@ -1,23 +1,26 @@
 """Where a claim's directory goes on the share, and what happens to it when its volume is released.
 
-The rule that matters most: nothing outside the volume's own directory is ever created, renamed or deleted,
-whatever a StorageClass pattern, a claim's labels or a PersistentVolume's attributes say. Every path is
-checked twice: as text (no ``..``, not absolute, not empty) and, before any change on disk, as a real path
-(symlinks resolved) strictly below the share root.
+These are text decisions only: a path is refused here when it is empty, absolute, has ``..``, ``.``, an empty
+or invalid component, or names the provisioner's own reserved directory. Whether a path may be used (does
+another volume own it?) is :mod:`.ownership`; reaching it on disk without following a symlink is
+:mod:`cfs_csi.safefs`, walked from a handle of the share root (see :mod:`.disk`). Resolving a string to a real
+path and then acting on the string was a race a pod could win, so there is no such check any more.
 """
 
 from __future__ import annotations
 
 import enum
-import os
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from cfs_csi.volume.errors import InvalidArgument
 
 _VARIABLE = re.compile(r"\$\{\.PVC\.(?P<field>[A-Za-z]+)(?:\.(?P<key>[^}]+))?\}")
 _MAX_COMPONENT = 255
+
+#: The provisioner's own top-level directory on the share (owner records, see :mod:`.disk`). No pattern and no
+#: PV may name it or anything in it: no claim's directory is ever there, so no pod can reach it.
+RESERVED = ".cfs-csi-provisioner"
 
 
 def default_directory(namespace: str, name: str, pv_name: str) -> str:
@@ -56,7 +59,10 @@ def directory_for(
 
 
 def checked_relative(path: str, what: str = "") -> str:
-    """``path`` if it names a directory strictly below the share, as text; InvalidArgument otherwise."""
+    """``path`` if it names a directory strictly below the share, as text; InvalidArgument otherwise.
+
+    The provisioner's reserved directory (:data:`RESERVED`) and anything below it are refused too.
+    """
     prefix = what or f"path {path!r}"
     if not path or not path.strip("/"):
         raise InvalidArgument(f"{prefix} is empty: it would be the share root")
@@ -68,19 +74,9 @@ def checked_relative(path: str, what: str = "") -> str:
             raise InvalidArgument(f"{prefix} has an empty, '.' or '..' component")
         if "\x00" in part or any(ord(c) < 32 for c in part) or len(part.encode()) > _MAX_COMPONENT:
             raise InvalidArgument(f"{prefix} has a component that is not a valid directory name")
+    if parts[0] == RESERVED:
+        raise InvalidArgument(f"{prefix} is inside {RESERVED}, which the provisioner keeps for itself")
     return "/".join(parts)
-
-
-def contained(share_root: Path, relative: str) -> Path:
-    """The real directory for ``relative`` under ``share_root``, refused unless strictly inside it.
-
-    Resolving symlinks first means a directory replaced by a link to ``/`` (or to the share root) is caught.
-    """
-    root = Path(os.path.realpath(share_root))
-    target = Path(os.path.realpath(root / checked_relative(relative)))
-    if target == root or root not in target.parents:
-        raise InvalidArgument(f"{relative!r} resolves to {target}, outside the volume's own directory")
-    return target
 
 
 def archive_name(directory: str, exists: Callable[[str], bool]) -> str:

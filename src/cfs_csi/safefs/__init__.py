@@ -7,5 +7,26 @@ component for a symlink in between.
 """
 
 from cfs_csi.safefs.beneath import UnsafePath, components, make_dirs, open_dir
+from cfs_csi.safefs.entries import (
+    entry_mode,
+    open_parent,
+    read_file,
+    remove_file,
+    remove_tree,
+    rename_directory,
+    write_file,
+)
 
-__all__ = ["UnsafePath", "components", "make_dirs", "open_dir"]
+__all__ = [
+    "UnsafePath",
+    "components",
+    "entry_mode",
+    "make_dirs",
+    "open_dir",
+    "open_parent",
+    "read_file",
+    "remove_file",
+    "remove_tree",
+    "rename_directory",
+    "write_file",
+]
