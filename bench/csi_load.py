@@ -79,7 +79,7 @@ async def measure(endpoint: str, root: Path, pairs: int, pid: int) -> dict[str, 
 
             async def publish_unpublish(index: int, slot: int, c: int = concurrency) -> None:
                 volume = volumes[slot]  # one volume per worker: same-volume calls would be ABORTED
-                target = str(root / "pods" / f"c{c}-{index}")
+                target = str(root / "kubelet" / "pods" / f"c{c}-{index}" / "mount")
                 await csi.publish(volume, target)
                 await csi.unpublish(volume.volume_id, target)
 
@@ -99,10 +99,12 @@ def main() -> int:
         return 2
     root = Path(tempfile.mkdtemp(prefix="cfs-csi-bench-"))
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(root)], check=True, timeout=10)
+    (root / "kubelet" / "pods").mkdir(parents=True)  # the node plugin publishes only below <kubelet dir>/pods
     sock = root / "csi.sock"
     driver = subprocess.Popen(
         [sys.executable, "-m", "cfs_csi", "--log-level", "WARNING", "serve", "--endpoint", f"unix://{sock}",
-         "--state-dir", str(root / "state"), "--backend", "local", "--component", "all"],
+         "--state-dir", str(root / "state"), "--kubelet-dir", str(root / "kubelet"), "--backend", "local",
+         "--component", "all"],
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30

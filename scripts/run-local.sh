@@ -9,18 +9,20 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 state="${CFS_CSI_LOCAL_STATE:-/tmp/cfs-csi-local}"
 sock="$state/csi.sock"
-mkdir -p "$state"
+# The node plugin publishes only below <kubelet dir>/pods; here the kubelet dir is a stand-in in the state dir.
+kubelet="$state/kubelet"
+mkdir -p "$state" "$kubelet/pods"
 cli="$PWD/.venv/bin/cfs-csi"
 cat <<MSG
 cfs-csi: serving CSI on unix://$sock (backend local, state in $state)
 Try it from another shell:
   $cli client --endpoint unix://$sock info
   $cli client --endpoint unix://$sock create demo --size-gib 10 --param vers=3
-  $cli client --endpoint unix://$sock publish <volume_id> $state/pods/demo --context host=<host> --context fsid=<fsid>
-  $cli client --endpoint unix://$sock stats <volume_id> $state/pods/demo
-  $cli client --endpoint unix://$sock unpublish <volume_id> $state/pods/demo
+  $cli client --endpoint unix://$sock publish <volume_id> $kubelet/pods/demo/mount --context host=<host> --context fsid=<fsid>
+  $cli client --endpoint unix://$sock stats <volume_id> $kubelet/pods/demo/mount
+  $cli client --endpoint unix://$sock unpublish <volume_id> $kubelet/pods/demo/mount
   $cli client --endpoint unix://$sock delete <volume_id>
 (Files written through a published target land in $state/local/exports/<host>/<fsid>/.)
 MSG
 exec unshare --mount --propagation private "$cli" serve --backend local --component all \
-  --endpoint "unix://$sock" --state-dir "$state" --node-id "$(hostname)"
+  --endpoint "unix://$sock" --state-dir "$state" --kubelet-dir "$kubelet" --node-id "$(hostname)"
