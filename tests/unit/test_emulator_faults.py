@@ -133,3 +133,32 @@ def test_live_faults_replace_and_decide() -> None:
     assert faults.for_request("X").kind is FaultKind.ERROR
     assert faults.for_new_file_system() is Outcome.STUCK
     assert faults.baseline == FaultConfig()
+
+
+def test_scripted_errors_fail_one_action_after_its_first_requests() -> None:
+    faults = Faults(FaultConfig(), random.Random(3))
+    assert faults.scripted_error("DescribeMountTargets") is None
+    faults.replace(FaultConfig.from_json(
+        {"fail_action": "DescribeCfsFileSystems", "fail_code": "UnauthorizedOperation", "fail_after": 2}
+    ))  # fmt: skip
+    assert faults.scripted_error("DescribeMountTargets") is None  # another action: not counted, not failed
+    seen = [faults.scripted_error("DescribeCfsFileSystems") for _ in range(4)]
+    assert seen == [None, None, "UnauthorizedOperation", "UnauthorizedOperation"]
+    faults.replace(faults.config)  # a new configuration starts counting again
+    assert faults.scripted_error("DescribeCfsFileSystems") is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        ({"fail_action": "DescribeMountTargets"}, "go together"),
+        ({"fail_code": "InternalError"}, "go together"),
+        ({"fail_action": "X", "fail_code": "Bad Code!"}, "not an API error code"),
+        ({"fail_action": "X", "fail_code": "InternalError", "fail_after": -1}, "fail_after"),
+    ],
+)
+def test_scripted_errors_are_checked(settings: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        FaultConfig(**settings)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=needle):
+        FaultConfig.from_json(settings)

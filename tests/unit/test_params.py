@@ -59,6 +59,11 @@ INVALID = [
     ("key given twice in two cases", {"vpcid": "vpc-a", "VPCID": "vpc-b"}, "given twice"),
     ("shared mode at the wrong provisioner", {"subdir-share": "true"}, "com.tencent.cloud.csi.tcfs"),
     ("subdir-share not boolean", {"subdir-share": "yes"}, "not true or false"),
+    ("reserved tag: cluster", {"resourcetags": "cfs-csi/cluster:other"}, "reserves"),
+    ("reserved tag: volume", {"resourcetags": "team:a,cfs-csi/volume:x"}, "reserves"),
+    ("reserved tag in upper case", {"resourcetags": "CFS-CSI/Volume:x"}, "reserves"),
+    ("control character in a tag value", {"resourcetags": "team:a\x00b"}, "malformed tag"),
+    ("control character in a tag key", {"resourcetags": "te\x1bam:a"}, "malformed tag"),
 ]
 
 

@@ -121,7 +121,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         if request.max_entries < 0:
             raise invalid("max_entries must not be negative")
         token = request.starting_token
-        if token and not _TOKEN.match(token):
+        if token and not _TOKEN.fullmatch(token):
             raise CsiError(grpc.StatusCode.ABORTED, f"starting_token {token!r} was not issued by this driver")
         listed = await self._storage.list_file_systems()
         systems = sorted((fs for fs in listed if fs.owner.origin is Origin.VOLUME), key=lambda fs: fs.id)
