@@ -49,7 +49,7 @@ _TRIGGERS = ("token", "secret", "authoriz", "signature", "credential", "bearer",
 _NOT_WORD_BEFORE = r"(?<![A-Za-z0-9])"  # unlike \b, "_" counts as a boundary: TENCENTCLOUD_SECRET_KEY matches
 _AUTH_KEYS = r"(?:proxy-)?authorization"
 _HIDDEN_KEYS = (
-    r"(?:x-tc-token|x-tc-securitytoken|(?:tmp_?)?secret[-_]?(?:id|key)"
+    r"(?:x-tc-token|(?:tmp_?)?secret[-_]?(?:id|key)"
     r"|(?:web[-_]?identity[-_]?|session[-_]?|security[-_]?|access[-_]?|refresh[-_]?|id[-_]?|auth[-_]?|bearer[-_]?)?"
     r"token|password|passwd|client[-_]?secret|private[-_]?key)"
 )
