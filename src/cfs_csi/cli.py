@@ -35,6 +35,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         help="export directories for --mounter bind (default: <state-dir>/local/exports)",
     )
+    p.add_argument(
+        "--kubelet-dir",
+        type=Path,
+        default=Path("/var/lib/kubelet"),
+        help="the kubelet's directory; the node mounts, unmounts and removes only below its pods/ sub-directory",
+    )
     p.add_argument("--mount-timeout", type=float, default=NodeTimeouts.mount)
     p.add_argument("--unmount-timeout", type=float, default=NodeTimeouts.unmount)
     p.add_argument("--stats-timeout", type=float, default=NodeTimeouts.stats)
@@ -62,7 +68,13 @@ def _run_serve(args: argparse.Namespace) -> int:
             mounter = BindMounter(ExportRoot(root), timeouts.mount)
         else:
             mounter = NfsMounter(timeouts.mount)
-        node = NodeConfig(node_id=args.node_id, mounter=mounter, state_dir=args.state_dir / "node", timeouts=timeouts)
+        node = NodeConfig(
+            node_id=args.node_id,
+            mounter=mounter,
+            state_dir=args.state_dir / "node",
+            kubelet_dir=args.kubelet_dir,
+            timeouts=timeouts,
+        )
 
     async def main() -> None:
         await serve(build_server(storage, node, probe_storage=args.probe_cloud), args.endpoint, grace=args.grace)
