@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -39,7 +38,15 @@ from cfs_csi.mount.mounter import Mounter, unmount
 from cfs_csi.mount.mountinfo import MountTable, read_mount_table
 from cfs_csi.mount.podpath import OutsidePods, PodPath, pod_path
 from cfs_csi.mount.stats import volume_stats
-from cfs_csi.mount.targets import OpenPods, OpenTarget, PodsDir, PodsDirMissing, check_is_directory, remove_target
+from cfs_csi.mount.targets import (
+    OpenPods,
+    OpenTarget,
+    PodsDir,
+    PodsDirMissing,
+    check_is_directory,
+    in_thread,
+    remove_target,
+)
 from cfs_csi.volume.errors import InvalidArgument
 from cfs_csi.volume.nfs import nfs_mount_for
 
@@ -74,11 +81,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
     def _target(self, path: str, field: str) -> PodPath:
         return pod_path(self._pods.path, require(path, field))
 
-    @contextlib.contextmanager
-    def _open_pods(self) -> Iterator[OpenPods]:
+    def _open_pods(self) -> contextlib.closing[OpenPods]:
         try:
-            with self._pods.open() as pods:
-                yield pods
+            return contextlib.closing(self._pods.open())
         except PodsDirMissing as exc:
             raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
 
@@ -107,32 +112,38 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                         f"({'ro' if existing.read_only else 'rw'}), not from {nfs.source} as requested",
                     )
             else:
-                with pods.make_target(target) as opened:
+                with contextlib.closing(await in_thread(lambda: pods.make_target(target))) as opened:
                     log.info("mounting %s at %s with options %s", nfs.source, target.path, ",".join(nfs.options))
                     try:
                         await self._mounter.mount(nfs, opened)
-                        await self._check_mounted(opened, real, nfs.read_only)
+                        await self._check_mounted(opened, real, nfs.read_only, table)
                     except BaseException:
                         if opened.created:
-                            remove_target(opened)
+                            await in_thread(lambda: remove_target(opened))
                         raise
             self._published.record(
                 Publication(volume_id=volume_id, target_path=target.path, source=nfs.source, exclusive=exclusive)
             )
         return csi_pb2.NodePublishVolumeResponse()
 
-    async def _check_mounted(self, target: OpenTarget, real: str, read_only: bool) -> None:
+    async def _check_mounted(self, target: OpenTarget, real: str, read_only: bool, before: MountTable) -> None:
         """The mount must show at the target's path, read-only if asked: roll it back otherwise.
 
         The mount went onto the target's handle, so this holds unless a mount helper resolved the handle back to a
-        path string (``mount.nfs`` may) and a component was swapped in between; that is refused, not trusted.
+        path string (``mount.nfs`` may) and a component was swapped in between. Such a mount is refused, not
+        trusted; where it went is logged for the admin (mounts new since ``before``), never unmounted by a path
+        that the same swap could redirect again.
         """
-        entry = read_mount_table().at(real)
+        after = read_mount_table()
+        entry = after.at(real)
         if entry is not None and entry.read_only == read_only:
             return
         if entry is not None:
             await unmount(target, self._timeouts.unmount)
-        log.error("mount of %s did not show at %s as asked (found %s); rolled back", target.path, real, entry)
+        known = {old.mount_id for old in before.entries}
+        elsewhere = [new.mount_point for new in after.entries if new.mount_id not in known and new is not entry]
+        log.error("the mount for %s did not show there as asked (%s); new mounts elsewhere: %s", target.path,
+                  entry, elsewhere)  # fmt: skip
         raise CsiError(grpc.StatusCode.INTERNAL, f"the mount did not show at {target.path} as asked; rolled back")
 
     def _check_exclusive(
@@ -162,10 +173,11 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             if publication is not None and publication.volume_id != volume_id:
                 raise not_found(f"{target.path} holds volume {publication.volume_id}, not {volume_id}; left as is")
             real = pods.real(target)
-            with pods.parent(target) as ref:
-                if ref is None:  # nothing at all there: already unpublished
-                    self._published.forget(target.path)
-                    return csi_pb2.NodeUnpublishVolumeResponse()
+            ref = await in_thread(lambda: pods.open_parent(target))
+            if ref is None:  # a component is missing: nothing there, already unpublished
+                self._published.forget(target.path)
+                return csi_pb2.NodeUnpublishVolumeResponse()
+            with contextlib.closing(ref):
                 unmounted = False
                 for _ in range(_MAX_STACKED):
                     if read_mount_table().at(real) is None:
@@ -177,12 +189,12 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                         grpc.StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts"
                     )
                 if not unmounted:
-                    check_is_directory(ref)
+                    await in_thread(lambda: check_is_directory(ref))
                 if publication is None and not unmounted:
                     # Never published here (no record) and nothing mounted: not ours to remove.
                     log.info("%s holds no publication and no mount; leaving it as it is", target.path)
                     return csi_pb2.NodeUnpublishVolumeResponse()
-                if not remove_target(ref):
+                if not await in_thread(lambda: remove_target(ref)):
                     # Data written into the bare directory while nothing was mounted: keep it, and say so.
                     log.warning("target %s is not an empty directory after unmount; leaving it in place", target.path)
             self._published.forget(target.path)

@@ -5,21 +5,27 @@ component by component with ``O_NOFOLLOW``, the target itself too, and mount and
 ``/proc/self/fd/N`` paths (with ``--no-canonicalize``) so that ``mount(8)`` never turns the handle back into a
 string that a swapped component could redirect. A target is only ever removed with ``rmdir`` of a name in a
 parent reached that way: a regular file, a symlink or a non-empty directory is never removed.
+
+The walks block (a component may sit on a network file system), so the node runs them with :func:`in_thread`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cfs_csi import safefs
 from cfs_csi.mount.podpath import PodPath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+T = TypeVar("T")
 
 
 class PodsDirMissing(Exception):
@@ -28,7 +34,10 @@ class PodsDirMissing(Exception):
 
 @dataclass(frozen=True)
 class TargetRef:
-    """A target named by its parent's handle (reached without symlinks) and its name in that parent."""
+    """A target named by its parent's handle (reached without symlinks) and its name in that parent.
+
+    The caller closes it. The target itself is not opened: it may be a mount point of a dead NFS server.
+    """
 
     parent_fd: int
     name: str
@@ -39,6 +48,9 @@ class TargetRef:
     def via_parent(self) -> str:
         """The target as a path that starts at the parent's handle: only the last component is looked up."""
         return f"/proc/self/fd/{self.parent_fd}/{self.name}"
+
+    def close(self) -> None:
+        os.close(self.parent_fd)
 
 
 @dataclass(frozen=True)
@@ -53,16 +65,25 @@ class OpenTarget(TargetRef):
     def via_fd(self) -> str:
         return f"/proc/self/fd/{self.fd}"
 
+    def close(self) -> None:
+        os.close(self.fd)
+        super().close()
 
+
+@dataclass(frozen=True)
 class PodsDir:
     """The kubelet's pods directory. Its own path is the admin's (trusted, may hold symlinks such as
     ``/var/lib/kubelet -> /data/kubelet``); nothing below it is trusted."""
 
-    def __init__(self, kubelet_dir: str) -> None:
-        self.path = os.path.join(os.path.normpath(kubelet_dir), "pods")
+    kubelet_dir: str
 
-    @contextlib.contextmanager
-    def open(self) -> Iterator[OpenPods]:
+    @property
+    def path(self) -> str:
+        return os.path.join(os.path.normpath(self.kubelet_dir), "pods")
+
+    def open(self) -> OpenPods:
+        """A handle of the pods directory (the caller closes it), opened anew for each call so that a pods
+        directory that is replaced or mounted anew is followed."""
         try:
             fd = os.open(self.path, _DIR_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
@@ -70,9 +91,10 @@ class PodsDir:
                 f"{self.path} is not a directory: is --kubelet-dir this node's kubelet directory?"
             ) from None
         try:
-            yield OpenPods(fd, os.readlink(f"/proc/self/fd/{fd}"))
-        finally:
+            return OpenPods(fd, os.readlink(f"/proc/self/fd/{fd}"))
+        except BaseException:
             os.close(fd)
+            raise
 
 
 @dataclass(frozen=True)
@@ -81,31 +103,30 @@ class OpenPods:
     #: Where the directory really is: the kernel's mount table names mount points by this path.
     real_path: str
 
+    def close(self) -> None:
+        os.close(self.fd)
+
     def real(self, target: PodPath) -> str:
         """Where ``target`` would be in the mount table (a mount table path never goes through a symlink)."""
         return f"{self.real_path.rstrip('/')}/{target.relative}"
 
-    @contextlib.contextmanager
-    def parent(self, target: PodPath) -> Iterator[TargetRef | None]:
+    def open_parent(self, target: PodPath) -> TargetRef | None:
         """The target's parent, opened without following symlinks; ``None`` if a component does not exist.
 
         :class:`~cfs_csi.safefs.UnsafePath` (INVALID_ARGUMENT) if a component is a symlink or not a directory.
         """
         try:
-            fd = safefs.open_dir(self.fd, "/".join(target.parent)) if target.parent else os.dup(self.fd)
+            with _naming(target):
+                fd = safefs.open_dir(self.fd, "/".join(target.parent)) if target.parent else os.dup(self.fd)
         except FileNotFoundError:
-            yield None
-            return
-        try:
-            yield TargetRef(fd, target.name, target.path)
-        finally:
-            os.close(fd)
+            return None
+        return TargetRef(fd, target.name, target.path)
 
-    @contextlib.contextmanager
-    def make_target(self, target: PodPath, mode: int = 0o750) -> Iterator[OpenTarget]:
+    def make_target(self, target: PodPath, mode: int = 0o750) -> OpenTarget:
         """The target directory, created with its missing parents, each step refusing a symlink or a file."""
         parent = "/".join(target.parent)
-        parent_fd = safefs.make_dirs(self.fd, parent, mode)[0] if parent else os.dup(self.fd)
+        with _naming(target):
+            parent_fd = safefs.make_dirs(self.fd, parent, mode)[0] if parent else os.dup(self.fd)
         try:
             created = False
             try:
@@ -113,17 +134,25 @@ class OpenPods:
                 created = True
             except FileExistsError:
                 pass
-            fd = safefs.open_dir(parent_fd, target.name)
-            try:
-                yield OpenTarget(parent_fd, target.name, target.path, fd, created)
-            finally:
-                os.close(fd)
-        finally:
+            with _naming(target):
+                fd = safefs.open_dir(parent_fd, target.name)
+        except BaseException:
             os.close(parent_fd)
+            raise
+        return OpenTarget(parent_fd, target.name, target.path, fd, created)
+
+
+@contextlib.contextmanager
+def _naming(target: PodPath) -> Iterator[None]:
+    """Say which target a refused component belongs to (safefs names the component only)."""
+    try:
+        yield
+    except safefs.UnsafePath as exc:
+        raise safefs.UnsafePath(f"target {target.path}: {exc}") from None
 
 
 def check_is_directory(target: TargetRef) -> None:
-    """InvalidArgument unless the (unmounted) target is a directory or absent: a symlink or a file is not a
+    """UnsafePath (INVALID_ARGUMENT) unless the target is a directory or absent: a symlink or a file is not a
     target the node could have published, and is left alone. Only for a target that is not a mount point: a
     ``stat`` of a mount point would wait on its (possibly dead) server."""
     try:
@@ -147,3 +176,26 @@ def remove_target(target: TargetRef) -> bool:
             return False
         raise
     return True
+
+
+async def in_thread(step: Callable[[], T]) -> T:
+    """Run a blocking file-system step in a thread, and wait for it to end even if the call is cancelled.
+
+    The step uses handles that the caller closes afterwards; closing one while the thread still runs would let
+    the thread act through whatever the number is reused for next. A result that holds handles (``close()``)
+    is closed when the call was cancelled meanwhile.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(step))
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait([future])  # unlike awaiting it, waiting does not cancel the step
+        except asyncio.CancelledError:
+            cancelled = True
+    result = future.result()
+    if cancelled:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        raise asyncio.CancelledError
+    return result
