@@ -209,6 +209,24 @@ async def test_delete_refuses_what_is_not_a_dedicated_volume_of_ours(mount_root:
         stop_gracefully(driver)
 
 
+async def test_create_never_adopts_a_file_system_it_cannot_prove_ours(mount_root: Path, cloud: Emulator) -> None:
+    untagged = sdk_create(cloud, f"{CLUSTER}_pvc-taken", {})
+    other = sdk_create(cloud, f"{CLUSTER}_pvc-tagged", {"cfs-csi/volume": "pvc-tagged", "cfs-csi/cluster": "cls-x"})
+    vendor_share = sdk_create(cloud, f"{CLUSTER}_sharedCFS-old", {})
+    driver = await tencent(mount_root, cloud)
+    try:
+        before = cloud_state(cloud)
+        async with CsiClient(driver.endpoint) as csi:
+            for name, victim in (("pvc-taken", untagged), ("pvc-tagged", other)):
+                error = await rpc_error(csi.create_volume(name, SEED))
+                assert error.code() == grpc.StatusCode.ALREADY_EXISTS and victim in (error.details() or "")
+        assert cloud_state(cloud) == before  # nothing adopted, nothing created
+        assert await operator_share(cloud, "old") == vendor_share  # the operator still adopts the vendor's share
+        assert cloud_state(cloud) == before
+    finally:
+        stop_gracefully(driver)
+
+
 async def test_vendor_volumes_are_deleted_only_when_the_admin_says_so(mount_root: Path, cloud: Emulator) -> None:
     vendor = sdk_create(cloud, f"{CLUSTER}_{PV}", {})
     console = sdk_create(cloud, "pvc-made-by-hand", {})
@@ -293,9 +311,10 @@ async def test_bad_local_records_do_not_break_list_volumes(mount_root: Path) -> 
     try:
         async with CsiClient(driver.endpoint) as csi:
             listed = await csi.controller.ListVolumes(csi_pb2.ListVolumesRequest())
-        assert sorted((e.volume.volume_id, e.volume.capacity_bytes) for e in listed.entries) == [
+        assert {(e.volume.volume_id, e.volume.capacity_bytes) for e in listed.entries} == {
             ("cfs-huge", 0), (good.id, GIB)
-        ]  # fmt: skip
+        }  # fmt: skip
+        assert len(listed.entries) == 2
     finally:
         stop_gracefully(driver)
     assert "cfs-broken.json" in driver.log_text()

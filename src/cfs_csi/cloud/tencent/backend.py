@@ -49,7 +49,7 @@ from cfs_csi.cloud.tencent import naming
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 from cfs_csi.cloud.tencent.errors import HINTS, NOT_FOUND_CODES, classify, is_retryable
 from cfs_csi.volume.capacity import stored_capacity
-from cfs_csi.volume.names import cut
+from cfs_csi.volume.names import cut, is_shared_name
 from cfs_csi.volume.params import NfsVersion, StorageType, VolumeParameters
 
 log = logging.getLogger(__name__)
@@ -237,9 +237,11 @@ class TencentFileStorage:
     async def _find_by_name(self, name: str, spec: FileSystemSpec) -> list[dict[str, Any]]:
         """The file systems this driver made for ``spec.name``: the name, and our tags naming the volume.
 
-        A file system of that name whose tags do not prove it ours (none, another cluster's) is never adopted:
-        CONFLICT, so that a volume can never be given someone else's data. A shortened name that collides with
-        another volume's (its tag names that volume) is skipped.
+        A file system of that name whose tags do not prove it ours (none, another cluster's) is never adopted
+        for a volume: CONFLICT, so that a volume can never be given someone else's data. A shared class's file
+        system is the exception: an untagged one of the class's name (made by the vendor's operator) is adopted
+        as the share, as before; it is never deleted by anyone, and no volume may take a shared name. A
+        shortened name that collides with another volume's (its tag names that volume) is skipped.
         """
         filters = {"VpcId": spec.params.vpc_id, "SubnetId": spec.params.subnet_id}
         found = []
@@ -248,7 +250,7 @@ class TencentFileStorage:
                 continue
             owner = self._ownership(info)
             volume = _tags(info).get(TAG_VOLUME, "")
-            if owner.origin in (Origin.VOLUME, Origin.SHARED) and volume == spec.name:
+            if _adoptable(owner, volume, spec.name):
                 found.append(info)
             elif owner.origin in (Origin.VOLUME, Origin.SHARED, Origin.INCONSISTENT) and volume:
                 continue
@@ -364,6 +366,13 @@ class _ApiError(Exception):
         hint = HINTS.get(kind, "")
         text = f"CFS {self.action} failed: {self.code}: {self.message}" + (f" ({hint})" if hint else "")
         return CloudError(kind, text)
+
+
+def _adoptable(owner: Ownership, tagged_volume: str, wanted: str) -> bool:
+    """Whether a file system of the wanted cloud name is the one made for volume ``wanted`` (see _find_by_name)."""
+    if owner.origin in (Origin.VOLUME, Origin.SHARED) and tagged_volume == wanted:
+        return True
+    return owner.origin is Origin.SHARED and not tagged_volume and is_shared_name(wanted)
 
 
 def _state(info: dict[str, Any]) -> FileSystemState:
