@@ -30,6 +30,9 @@ log = logging.getLogger("cfs_csi.rpc")
 #: Longest value of a request or response field, or of an error message, that a log line carries.
 LOG_VALUE_LIMIT = 256
 
+#: Longest error message sent back to the caller.
+MESSAGE_LIMIT = 2048
+
 #: Called every few seconds by liveness probes and sidecars: logged at debug level only.
 _QUIET = frozenset(
     {
@@ -152,6 +155,8 @@ def _wrap(method: str, inner: Handler) -> Handler:
                 error.code.name,
                 cut(error.message, 4 * LOG_VALUE_LIMIT),
             )
-            await context.abort(error.code, error.message)
+            # Cut as well: a message quoting a huge value would pass gRPC's metadata limit (16 KiB), and the
+            # caller would get RESOURCE_EXHAUSTED from its own library instead of our code and reason.
+            await context.abort(error.code, cut(error.message, MESSAGE_LIMIT))
 
     return call

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cfs_csi.volume.errors import InvalidArgument
+from cfs_csi.volume.names import cut
 
 #: Keys the external-provisioner adds or consumes itself (secrets, fs type); never ours to judge.
 RESERVED_PREFIX = "csi.storage.k8s.io/"
@@ -86,14 +87,14 @@ def parse_parameters(raw: Mapping[str, str]) -> VolumeParameters:
             continue
         folded = key.strip().lower()
         if folded in seen:
-            raise InvalidArgument(f"parameter {key!r} is given twice (also as {seen[folded]!r})")
+            raise InvalidArgument(f"parameter {cut(key)!r} is given twice (also as {cut(seen[folded])!r})")
         seen[folded] = key
         values[folded] = value.strip()
 
     unknown = sorted(seen[k] for k in values if k not in _PARSERS)
     if unknown:
         raise InvalidArgument(
-            f"unknown StorageClass parameter {unknown[0]!r}; known parameters: {', '.join(sorted(_PARSERS))}"
+            f"unknown StorageClass parameter {cut(unknown[0])!r}; known parameters: {', '.join(sorted(_PARSERS))}"
         )
     fields: dict[str, object] = {}
     for folded, value in values.items():
@@ -112,17 +113,17 @@ def parse_tags(key: str, text: str) -> tuple[tuple[str, str], ...]:
         tag_key, sep, tag_value = entry.strip().partition(":")
         tag_key, tag_value = tag_key.strip(), tag_value.strip()
         if not sep or not _TAG_KEY.match(tag_key) or len(tag_value) > 255 or _CONTROL.search(tag_key + tag_value):
-            raise InvalidArgument(f"parameter {key!r}: malformed tag {entry.strip()[:300]!r}, expected key:value")
+            raise InvalidArgument(f"parameter {cut(key)!r}: malformed tag {cut(entry.strip())!r}, expected key:value")
         if tag_key.lower().startswith(RESERVED_TAG_PREFIX):
             raise InvalidArgument(
-                f"parameter {key!r}: tag key {tag_key!r} uses the prefix {RESERVED_TAG_PREFIX!r}, which this driver "
-                "reserves for the tags that prove which file systems it created"
+                f"parameter {cut(key)!r}: tag key {cut(tag_key)!r} uses the prefix {RESERVED_TAG_PREFIX!r}, which "
+                "this driver reserves for the tags that prove which file systems it created"
             )
         if any(existing == tag_key for existing, _ in tags):
-            raise InvalidArgument(f"parameter {key!r}: tag {tag_key!r} is given twice")
+            raise InvalidArgument(f"parameter {cut(key)!r}: tag {cut(tag_key)!r} is given twice")
         tags.append((tag_key, tag_value))
     if len(tags) > _MAX_TAGS:
-        raise InvalidArgument(f"parameter {key!r}: at most {_MAX_TAGS} tags are allowed")
+        raise InvalidArgument(f"parameter {cut(key)!r}: at most {_MAX_TAGS} tags are allowed")
     # Sorted: tags are a set, and the cloud need not return them in the order they were given.
     return tuple(sorted(tags))
 
@@ -135,7 +136,9 @@ def format_tags(tags: tuple[tuple[str, str], ...]) -> str:
 def _pattern(field: str, pattern: re.Pattern[str], example: str) -> _Parser:
     def parse(key: str, value: str) -> tuple[str, object]:
         if value and not pattern.match(value):
-            raise InvalidArgument(f"parameter {key!r}: {value!r} is not a valid value (for example {example})")
+            raise InvalidArgument(
+                f"parameter {cut(key)!r}: {cut(value)!r} is not a valid value (for example {example})"
+            )
         return field, value
 
     return parse
@@ -146,7 +149,7 @@ def _enum(field: str, kind: type[StorageType] | type[NfsVersion]) -> _Parser:
         choices = [member.value for member in kind]
         normalized = value.upper()
         if normalized not in choices:
-            raise InvalidArgument(f"parameter {key!r}: {value!r} is not one of {', '.join(choices)}")
+            raise InvalidArgument(f"parameter {cut(key)!r}: {cut(value)!r} is not one of {', '.join(choices)}")
         return field, kind(normalized)
 
     return parse
@@ -155,7 +158,7 @@ def _enum(field: str, kind: type[StorageType] | type[NfsVersion]) -> _Parser:
 def _pgroup(key: str, value: str) -> tuple[str, object]:
     value = value or DEFAULT_PGROUP
     if not _PGROUP.match(value):
-        raise InvalidArgument(f"parameter {key!r}: {value!r} is not a permission group id (pgroup-xxxxxxxx)")
+        raise InvalidArgument(f"parameter {cut(key)!r}: {cut(value)!r} is not a permission group id (pgroup-xxxxxxxx)")
     return "pgroup_id", value
 
 
@@ -166,11 +169,11 @@ def _tags(key: str, value: str) -> tuple[str, object]:
 def _subdir_share(key: str, value: str) -> tuple[str, object]:
     if value.lower() == "true":
         raise InvalidArgument(
-            f"parameter {key!r}: shared mode is served by the provisioner com.tencent.cloud.csi.tcfs.<class>, "
+            f"parameter {cut(key)!r}: shared mode is served by the provisioner com.tencent.cloud.csi.tcfs.<class>, "
             "not by com.tencent.cloud.csi.cfs; change the StorageClass provisioner"
         )
     if value.lower() not in ("", "false"):
-        raise InvalidArgument(f"parameter {key!r}: {value!r} is not true or false")
+        raise InvalidArgument(f"parameter {cut(key)!r}: {cut(value)!r} is not true or false")
     return "", None
 
 
