@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,7 +23,7 @@ import pytest
 
 from cfs_csi.client import CsiClient
 from cfs_csi.csi import csi_pb2
-from tests.conftest import Driver, pods_dir, start_driver
+from tests.conftest import Driver, fake_command, pods_dir, start_driver
 
 MODE = csi_pb2.VolumeCapability.AccessMode
 
@@ -266,3 +267,59 @@ async def test_hostile_request_changes_nothing(world: World, case: Case) -> None
     assert listing(world.host) == host
     assert snapshot(attempt.keep) == kept
     assert world.driver.process.poll() is None
+
+
+# -- a mount helper that does not mount where it was told ---------------------------------------------------------
+
+NFS_CONTEXT = {"host": "10.0.33.133", "fsid": "bz8eisu7", "vers": "3"}
+
+
+def nfs_driver(mount_root: Path, script: str) -> Driver:
+    """The node plugin with ``--mounter nfs`` and a stand-in ``mount`` (no kernel NFS client here)."""
+    bin_dir = mount_root / "bin"
+    fake_command(bin_dir, "mount", script)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return start_driver(mount_root, "--mounter", "nfs", "--component", "node", env=env, name="nfs")
+
+
+async def test_a_mount_that_lands_elsewhere_is_refused(mount_root: Path) -> None:
+    """mount.nfs turns its mount point back into a path (realpath); if the target is swapped for a symlink in
+    that moment, the mount lands elsewhere. The node sees that nothing is mounted at the target, says so, and
+    records no publication; the log names where the mount went."""
+    real_mount = shutil.which("mount")
+    decoy = mount_root / "host-dir"
+    decoy.mkdir()
+    script = (
+        'for last; do :; done\npath=$(readlink -f "$last")\n'
+        f'mv "$path" "$path.moved" && ln -s {decoy} "$path"\nexec {real_mount} -t tmpfs tmpfs "$path"\n'
+    )
+    driver = nfs_driver(mount_root, script)
+    target = driver.pods / "pod" / "mount"
+    try:
+        async with CsiClient(driver.endpoint) as csi:
+            volume = csi_pb2.Volume(volume_id="cfs-swapped", volume_context=NFS_CONTEXT)
+            code, details = await answer(csi.publish(volume, str(target)))
+            assert (code, details) == (
+                grpc.StatusCode.INTERNAL,
+                f"the mount did not show at {target} as asked; rolled back",
+            )
+            assert (await answer(csi.stats(volume.volume_id, str(target))))[0] == grpc.StatusCode.NOT_FOUND
+        assert f"new mounts elsewhere: ['{decoy}']" in driver.log_text()
+    finally:
+        driver.stop()
+
+
+async def test_a_writable_mount_where_read_only_was_asked_is_rolled_back(mount_root: Path) -> None:
+    real_mount = shutil.which("mount")
+    driver = nfs_driver(mount_root, f'for last; do :; done\nexec {real_mount} -t tmpfs tmpfs "$last"\n')
+    target = driver.pods / "pod" / "mount"
+    try:
+        mounts = mount_table()
+        async with CsiClient(driver.endpoint) as csi:
+            volume = csi_pb2.Volume(volume_id="cfs-rw", volume_context=NFS_CONTEXT)
+            code, _ = await answer(csi.publish(volume, str(target), readonly=True))
+        assert code == grpc.StatusCode.INTERNAL
+        assert mount_table() == mounts
+        assert not target.exists()  # created by this call, removed again
+    finally:
+        driver.stop()

@@ -6,8 +6,10 @@ and bind-mounts the directory that backs that export instead, so only this last 
 
 The target is never given as a path string: ``mount`` gets ``/proc/self/fd/N`` of the target directory (opened
 without following symlinks) and ``--no-canonicalize``, so the kernel mounts onto that very directory even if a
-component of its path is swapped for a symlink meanwhile. ``umount`` likewise gets the target's name below its
-parent's handle. The bind mounter's source (an export directory of the admin's ``--export-root`` or of the
+component of its path is swapped for a symlink meanwhile. (``mount.nfs`` resolves its mount point back to a
+path with ``realpath`` before mounting; the node therefore checks the mount table after every mount and rolls a
+mount back that does not show at the target.) ``umount`` likewise gets the target's name below its parent's
+handle. The bind mounter's source (an export directory of the admin's ``--export-root`` or of the
 emulator) is trusted; the target is not.
 """
 
