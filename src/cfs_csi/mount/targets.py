@@ -79,7 +79,7 @@ class PodsDir:
 
     @property
     def path(self) -> str:
-        return os.path.join(os.path.normpath(self.kubelet_dir), "pods")
+        return os.path.join(os.path.abspath(self.kubelet_dir), "pods")
 
     def open(self) -> OpenPods:
         """A handle of the pods directory (the caller closes it), opened anew for each call so that a pods
