@@ -13,8 +13,6 @@ from cfs_csi.volume.params import NfsVersion
 
 MAX_NAME_BYTES = 64
 
-OWN_TAGS = frozenset({TAG_VOLUME, TAG_CLUSTER, TAG_CAPACITY, TAG_VERS})
-
 
 def fs_name(cluster_id: str, volume_name: str) -> str:
     """``<cluster id>_<volume name>`` (or the volume name alone), at most 64 bytes, same input same name."""
