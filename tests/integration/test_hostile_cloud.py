@@ -344,15 +344,20 @@ async def test_a_failure_after_the_creation_never_leaks_a_file_system(
     mount_root: Path, cloud: Emulator, step: str, passing: int
 ) -> None:
     driver = await tencent(mount_root, cloud)
-    names = []
+    names = ["pvc-lost"]
     try:
         async with CsiClient(driver.endpoint) as csi:
+            # The creation itself acts but its answer is lost, every time until the deadline.
+            cloud.admin("PUT", "faults", {"timeout_rate": 1.0, "timeout_delay": 2, "actions": ["CreateCfsFileSystem"]})
+            error = await rpc_error(csi.controller.CreateVolume(request("pvc-lost"), timeout=4))
+            assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED), error.details()
+            assert [fs[1] for fs in cloud_state(cloud)] == [f"{CLUSTER}_pvc-lost"]  # kept for the retry
             for index, (code, expected) in enumerate(FINAL):
                 name = f"pvc-final-{index}"
                 cloud.admin("PUT", "faults", {"fail_action": step, "fail_code": code, "fail_after": passing})
                 error = await rpc_error(csi.controller.CreateVolume(request(name), timeout=5))
                 assert error.code() == expected, error.details()
-                assert cloud_state(cloud) == []  # deleted before the answer: no retry may come
+                assert [fs[1] for fs in cloud_state(cloud)] == [f"{CLUSTER}_pvc-lost"]  # deleted: no retry may come
                 names.append(name)
             for index, (code, expected) in enumerate(RETRIED):
                 name = f"pvc-retried-{index}"
