@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 from cfs_csi.cloud.deadline import deadline_in
 from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.errors import CsiError, to_csi_error
+from cfs_csi.logsetup import redact as redact_text
 from cfs_csi.volume.names import cut
 
 log = logging.getLogger("cfs_csi.rpc")
@@ -157,6 +158,8 @@ def _wrap(method: str, inner: Handler) -> Handler:
             )
             # Cut as well: a message quoting a huge value would pass gRPC's metadata limit (16 KiB), and the
             # caller would get RESOURCE_EXHAUSTED from its own library instead of our code and reason.
-            await context.abort(error.code, cut(error.message, MESSAGE_LIMIT))
+            # Redacted too: the message becomes a Kubernetes Event (csi-provisioner, kubelet) that namespaced
+            # users read, and a cloud error may quote a credential; the log line is redacted by logsetup.
+            await context.abort(error.code, redact_text(cut(error.message, MESSAGE_LIMIT)))
 
     return call
