@@ -164,6 +164,7 @@ def _reclaim_in(
         forget_owner(root_fd, volume)
         return "was already gone"
     if action is DeleteAction.RETAIN:
+        forget_owner(root_fd, volume)
         return "retained"
     if action is DeleteAction.DELETE:
         done = "deleted" if safefs.remove_tree(parent, leaf) else "was already gone"

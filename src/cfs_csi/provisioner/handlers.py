@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from cfs_csi.kube.objects import read_or_none
 from cfs_csi.provisioner import disk
-from cfs_csi.provisioner.ownership import Reservations, reuse_existing, share_owners
+from cfs_csi.provisioner.ownership import Reservations, conflict, reuse_existing, share_owners
 from cfs_csi.provisioner.paths import delete_action, directory_for
 from cfs_csi.provisioner.volumes import Share, persistent_volume, pv_name, released_ours, unsupported, wants_us
 from cfs_csi.volume.errors import InvalidArgument
@@ -101,8 +101,8 @@ async def provision(body: kopf.Body, claim: dict[str, Any], storage_class: dict[
     # Reserve before listing: a provision that finished earlier has its PV in the list, one still running
     # holds its reservation; either way two claims can never both decide that a path is free.
     busy = context.reservations.reserve(volume, directory)
-    if busy:
-        refuse(busy)
+    if busy:  # a PV in the way is the lasting reason; the provision in flight may yet be refused itself
+        refuse(conflict(directory, volume, await _owners(context)) or busy)
         return
     try:
         owners = {**await _owners(context), **context.reservations.owners()}
@@ -121,7 +121,10 @@ async def provision(body: kopf.Body, claim: dict[str, Any], storage_class: dict[
                 raise
     finally:
         context.reservations.release(volume)
-    await _on_share(context, disk.forget_owner, volume)
+    try:
+        await _on_share(context, disk.forget_owner, volume)
+    except OSError as exc:  # harmless: a record only matters while its volume has no PV, and this one has
+        log.warning("could not remove the owner record of %s: %s", volume, exc)
     log.info("provisioned %s for %s in %s (%s)", volume, where, directory, verdict.value)
     kopf.info(body, reason="ProvisioningSucceeded", message=f"Successfully provisioned volume {volume}")
 
