@@ -2,6 +2,8 @@
 
 - :mod:`.shared` and :mod:`.desired`: pure decisions (is a class shared, the Tcfs it asks for, the Deployment
   a Tcfs needs, what to change).
+- :mod:`.ownership`: the one rule for what the operator may change or delete: objects that prove they are the
+  Tcfs's (controller ownerReference by uid and our labels; a PV by a uid annotation).
 - :mod:`.storageclass`: the storageclass controller (a PVC of a shared class -> its Tcfs).
 - :mod:`.tcfs`: the tcfs controller (a Tcfs -> its file system, status and provisioner Deployment).
 - :mod:`.main`: ``cfs-csi operator``: configuration, leader election, CRD installation, the kopf run.
