@@ -141,6 +141,7 @@ def test_controller_pod(helm: Path) -> None:
     plugin = container(controller, "csi-cfs")["args"]
     assert plugin[:3] == ["serve", "--component=controller", "--endpoint=unix:///csi/csi.sock"]
     assert "--backend=tencent" in plugin and "--no-probe-cloud" in plugin  # liveness must not hang on the cloud
+    assert "--delete-vendor-volumes" not in plugin  # the vendor driver's file systems are refused by default
     assert container(controller, "csi-cfs")["livenessProbe"]["httpGet"]["port"] == "healthz"
     assert "--health-port=9808" in container(controller, "liveness-probe")["args"]
     operator = container(controller, "tcfs-operator")["args"]
@@ -267,6 +268,14 @@ def test_helm_lint_is_clean(helm: Path, release: str) -> None:
     assert "0 chart(s) failed" in result.stdout
 
 
+def test_deleting_the_vendor_drivers_volumes_is_the_admins_choice(helm: Path) -> None:
+    controller = one(
+        render(helm, **{"controller.deleteVendorVolumes": "true"}), "Deployment", "csi-provisioner-cfsplugin"
+    )
+    assert "--delete-vendor-volumes" in container(controller, "csi-cfs")["args"]
+    assert "--delete-vendor-volumes" not in container(controller, "tcfs-operator")["args"]  # it never deletes
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -275,6 +284,7 @@ def test_helm_lint_is_clean(helm: Path, release: str) -> None:
         ({"cloud.credentials.secretid": "AKID"}, "additional properties 'secretid' not allowed"),  # a typo
         ({"cloud.endpoint": "cfs.tencentcloudapi.com"}, "/cloud/endpoint"),  # no scheme
         ({"node.kubeletDir": "var/lib/kubelet"}, "/node/kubeletDir"),
+        ({"controller.deleteVendorVolumes": "yes"}, "/controller/deleteVendorVolumes"),
         ({"sidecars.provisioner[0].minKube": "v1.20"}, "/sidecars/provisioner/0/minKube"),
     ],
 )
