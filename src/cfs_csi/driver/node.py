@@ -37,7 +37,7 @@ from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.mounter import Mounter, unmount
 from cfs_csi.mount.mountinfo import MountTable, read_mount_table
 from cfs_csi.mount.podpath import OutsidePods, PodPath, pod_path
-from cfs_csi.mount.stats import volume_stats
+from cfs_csi.mount.stats import StatsProbes
 from cfs_csi.mount.targets import (
     OpenPods,
     OpenTarget,
@@ -77,6 +77,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         self._timeouts = timeouts
         self._pods = pods
         self._in_flight = InFlight()
+        self._stats = StatsProbes()
 
     def _target(self, path: str, field: str) -> PodPath:
         return pod_path(self._pods.path, require(path, field))
@@ -221,7 +222,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             return _abnormal(f"{path} should hold volume {volume_id} but nothing is mounted there")
         try:
             # The mount table names this path, so no component of it is a symlink.
-            stats = await volume_stats(real, self._timeouts.stats)
+            stats = await self._stats.stats(real, self._timeouts.stats)
         except MountError as exc:
             if exc.kind in (MountErrorKind.STALE, MountErrorKind.TIMEOUT):
                 return _abnormal(f"{exc.message}; the pod may need to be restarted to remount")

@@ -8,7 +8,7 @@ The node plugin is the only user. Everything that can hang on a dead NFS server 
 from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.mounter import BindMounter, Mounter, NfsMounter, unmount
 from cfs_csi.mount.mountinfo import MountEntry, MountTable, read_mount_table
-from cfs_csi.mount.stats import VolumeStats, volume_stats
+from cfs_csi.mount.stats import StatsProbes, VolumeStats
 
 __all__ = [
     "BindMounter",
@@ -18,8 +18,8 @@ __all__ = [
     "MountTable",
     "Mounter",
     "NfsMounter",
+    "StatsProbes",
     "VolumeStats",
     "read_mount_table",
     "unmount",
-    "volume_stats",
 ]
