@@ -13,6 +13,23 @@ fi
 command -v unshare >/dev/null || { echo "test: unshare (util-linux) is required" >&2; exit 1; }
 
 scripts/setup.sh
+
+# Debian packages some tests need (the real node of the e2e suite, image builds), installed when missing so that a
+# fresh machine runs the same tests as a warm one. Without apt (not Debian) the tests that need them skip with why.
+ensure_debs() {
+  local missing=()
+  for pkg in "$@"; do dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  command -v apt-get >/dev/null || { echo "test: no apt-get; not installing ${missing[*]}" >&2; return 0; }
+  echo "== installing Debian packages: ${missing[*]}"
+  if [[ -z "${CFS_CSI_APT_UPDATED:-}" ]]; then
+    timeout 600 apt-get update -qq || echo "test: WARNING: apt-get update failed" >&2
+    export CFS_CSI_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || echo "test: WARNING: installing ${missing[*]} failed; the tests that need them will skip" >&2
+}
+# One line per feature (add yours below):
 # The ecosystem's Go programs (csi-sanity, etcd, kube-apiserver, kube-controller-manager, csi-provisioner, helm),
 # built by package name from the Go module proxy once and cached in ${CFS_CSI_CACHE:-~/.cache/cfs-csi}.
 # A failed build does not stop the run: the e2e tests then report themselves skipped with go's error.
