@@ -78,8 +78,28 @@ class StaticCredential:
         return self.secret_key
 
 
+class _SdkAttributes:
+    """The attribute names the synchronous SDK reads, each taken from a fresh :meth:`get_credential_info`
+    (so a rotated file or a renewed role key is what gets used)."""
+
+    def get_credential_info(self) -> tuple[str, str, str | None]:
+        raise NotImplementedError
+
+    @property
+    def secretId(self) -> str:
+        return self.get_credential_info()[0]
+
+    @property
+    def secretKey(self) -> str:
+        return self.get_credential_info()[1]
+
+    @property
+    def token(self) -> str | None:
+        return self.get_credential_info()[2]
+
+
 @dataclass(frozen=True)
-class FileCredential:
+class FileCredential(_SdkAttributes):
     """A Secret mounted as files; read on every signature so rotation needs no restart."""
 
     directory: Path
@@ -92,18 +112,6 @@ class FileCredential:
         secret_key = (self.directory / self.key_file).read_text().strip()
         _register(secret_id, secret_key, None)
         return secret_id, secret_key, None
-
-    @property
-    def secretId(self) -> str:
-        return self.get_credential_info()[0]
-
-    @property
-    def secretKey(self) -> str:
-        return self.get_credential_info()[1]
-
-    @property
-    def token(self) -> str | None:
-        return None
 
 
 def from_environment(env: Mapping[str, str]) -> StaticCredential | None:
@@ -190,7 +198,7 @@ def parse_role_keys(text: str) -> RoleKeys:
     return RoleKeys(values["TmpSecretId"], values["TmpSecretKey"], values["Token"], float(expires or 0))
 
 
-class InstanceRoleCredential:
+class InstanceRoleCredential(_SdkAttributes):
     """The CVM instance role's temporary keys, asked from *our* metadata client and renewed before expiry.
 
     Not the SDK's ``CVMRoleCredential``: that one ignores ``--metadata-url``, asks without a timeout (a hung
@@ -223,21 +231,8 @@ class InstanceRoleCredential:
                                 "are valid for %.0f more seconds", self.role, exc, keys.expires - now)  # fmt: skip
             return keys.secret_id, keys.secret_key, keys.token
 
-    # The synchronous SDK reads these attribute names.
-    @property
-    def secretId(self) -> str:
-        return self.get_credential_info()[0]
 
-    @property
-    def secretKey(self) -> str:
-        return self.get_credential_info()[1]
-
-    @property
-    def token(self) -> str | None:
-        return self.get_credential_info()[2]
-
-
-class RegisteringCredential:
+class RegisteringCredential(_SdkAttributes):
     """Wraps a credential whose refresh we do not control (TKE OIDC): every value it hands out is registered
     for redaction before the SDK can log it in a request."""
 
@@ -252,18 +247,6 @@ class RegisteringCredential:
         secret_id, secret_key, token = self._inner.get_credential_info()
         _register(secret_id, secret_key, token)
         return str(secret_id), str(secret_key), token
-
-    @property
-    def secretId(self) -> str:
-        return self.get_credential_info()[0]
-
-    @property
-    def secretKey(self) -> str:
-        return self.get_credential_info()[1]
-
-    @property
-    def token(self) -> str | None:
-        return self.get_credential_info()[2]
 
 
 def _cvm_role(metadata: Metadata) -> SdkCredential | None:
