@@ -7,6 +7,7 @@ directory that was really there when each step was taken: a component replaced b
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -55,18 +56,7 @@ def open_dir(root_fd: int, relative: str) -> int:
 
     FileNotFoundError when a component is missing; UnsafePath when one is a symlink or not a directory.
     """
-    fd = os.dup(root_fd)
-    walked: list[str] = []
-    try:
-        for part in components(relative):
-            walked.append(part)
-            next_fd = _step(fd, part, "/".join(walked))
-            os.close(fd)
-            fd = next_fd
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _walk(root_fd, relative, None)[0]
 
 
 def make_dirs(root_fd: int, relative: str, mode: int) -> tuple[int, bool]:
@@ -75,6 +65,10 @@ def make_dirs(root_fd: int, relative: str, mode: int) -> tuple[int, bool]:
     Returns the leaf's handle and whether this call created the leaf. A component that another process
     creates at the same moment is simply opened; a symlink planted at any step is refused.
     """
+    return _walk(root_fd, relative, mode)
+
+
+def _walk(root_fd: int, relative: str, create_mode: int | None) -> tuple[int, bool]:
     fd = os.dup(root_fd)
     walked: list[str] = []
     created = False
@@ -82,11 +76,10 @@ def make_dirs(root_fd: int, relative: str, mode: int) -> tuple[int, bool]:
         for part in components(relative):
             walked.append(part)
             created = False
-            try:
-                os.mkdir(part, mode, dir_fd=fd)
-                created = True
-            except FileExistsError:
-                pass
+            if create_mode is not None:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, create_mode, dir_fd=fd)
+                    created = True
             next_fd = _step(fd, part, "/".join(walked))
             os.close(fd)
             fd = next_fd
