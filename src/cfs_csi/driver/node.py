@@ -22,19 +22,25 @@ mounted. Answers for a path the node will not act on:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
 
+from cfs_csi.cloud.deadline import remaining
 from cfs_csi.csi import csi_pb2, csi_pb2_grpc
 from cfs_csi.driver.capabilities import unsupported_reason
 from cfs_csi.driver.errors import CsiError, invalid, not_found, require
-from cfs_csi.driver.locks import InFlight
+from cfs_csi.driver.locks import InFlight, TargetLocks
 from cfs_csi.driver.published import Publication, PublishedVolumes
 from cfs_csi.mount.errors import MountError, MountErrorKind
-from cfs_csi.mount.mounter import Mounter, unmount
+from cfs_csi.mount.heal import Action, Health, existing_mount_action
+from cfs_csi.mount.mounter import Mounter, ladder_budget, unmount
 from cfs_csi.mount.mountinfo import MountTable, read_mount_table
 from cfs_csi.mount.podpath import OutsidePods, PodPath, pod_path
 from cfs_csi.mount.stats import StatsProbes
@@ -48,7 +54,7 @@ from cfs_csi.mount.targets import (
     remove_target,
 )
 from cfs_csi.volume.errors import InvalidArgument
-from cfs_csi.volume.nfs import nfs_mount_for
+from cfs_csi.volume.nfs import NfsMount, nfs_mount_for
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +75,20 @@ class NodeTimeouts:
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
     def __init__(
-        self, node_id: str, mounter: Mounter, published: PublishedVolumes, timeouts: NodeTimeouts, pods: PodsDir
+        self,
+        node_id: str,
+        mounter: Mounter,
+        published: PublishedVolumes,
+        timeouts: NodeTimeouts,
+        pods: PodsDir,
+        target_locks: TargetLocks | None = None,
     ) -> None:
         self._node_id = node_id
         self._mounter = mounter
         self._published = published
         self._timeouts = timeouts
         self._pods = pods
-        self._in_flight = InFlight()
+        self._in_flight = InFlight(target_locks)
         self._stats = StatsProbes()
 
     def _target(self, path: str, field: str) -> PodPath:
@@ -100,32 +112,88 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             raise invalid(reason)
         nfs = nfs_mount_for(request.volume_context, request.volume_capability.mount.mount_flags, request.readonly)
         exclusive = request.volume_capability.access_mode.mode == _SINGLE_WRITER
-        with self._in_flight.hold(f"volume/{volume_id}", f"target/{target.path}"), self._open_pods() as pods:
+        keys = (f"volume/{volume_id}", f"target/{target.path}")
+        with self._in_flight.hold(*keys, target=target.path), self._open_pods() as pods:
             table = read_mount_table()
             self._check_exclusive(volume_id, target, exclusive, table, pods)
             real = pods.real(target)
-            existing = table.at(real)
-            if existing is not None:
-                if not self._mounter.is_mount_of(nfs, existing, table) or existing.read_only != nfs.read_only:
-                    raise CsiError(
-                        grpc.StatusCode.ALREADY_EXISTS,
-                        f"{target.path} is already mounted from {existing.source} "
-                        f"({'ro' if existing.read_only else 'rw'}), not from {nfs.source} as requested",
-                    )
-            else:
+            if not await self._keep_existing(volume_id, nfs, target, real, pods):
+                before = read_mount_table()
                 with contextlib.closing(await in_thread(lambda: pods.make_target(target))) as opened:
                     log.info("mounting %s at %s with options %s", nfs.source, target.path, ",".join(nfs.options))
                     try:
                         await self._mounter.mount(nfs, opened)
-                        await self._check_mounted(opened, real, nfs.read_only, table)
+                        await self._check_mounted(opened, real, nfs.read_only, before)
                     except BaseException:
-                        if opened.created:
-                            await in_thread(lambda: remove_target(opened))
+                        if read_mount_table().at(real) is None:  # leave the directories as they were
+                            await in_thread(lambda: pods.remove_created(opened))
                         raise
             self._published.record(
                 Publication(volume_id=volume_id, target_path=target.path, source=nfs.source, exclusive=exclusive)
             )
         return csi_pb2.NodePublishVolumeResponse()
+
+    async def _keep_existing(self, volume_id: str, nfs: NfsMount, target: PodPath, real: str, pods: OpenPods) -> bool:
+        """True if a mount of this volume that answers is at the target already; False if nothing is (any more).
+
+        A broken mount of this very volume (ESTALE, EIO, ENOTCONN) is taken down first, so the caller mounts
+        again (:mod:`cfs_csi.mount.heal`); one that does not answer is left in place (UNAVAILABLE), and another
+        volume's is refused (ALREADY_EXISTS).
+        """
+        record = self._published.get(target.path)
+        recorded = record is not None and record.volume_id == volume_id and record.source == nfs.source
+        for _ in range(_MAX_STACKED):
+            table = read_mount_table()
+            existing = table.at(real)
+            if existing is None:
+                return False
+            health = await self._health(real)
+            # Telling a hung mount's export may itself hang (the bind mounter looks at the export): it is answered
+            # UNAVAILABLE and left alone whichever volume it is, so it is not asked.
+            same = (
+                health is Health.HUNG
+                or recorded
+                or await asyncio.to_thread(self._mounter.is_mount_of, nfs, existing, table)
+            )
+            action = existing_mount_action(health, same, existing.read_only == nfs.read_only)
+            if action is Action.KEEP:
+                return True
+            if action is Action.REFUSE:
+                raise CsiError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"{target.path} is already mounted from {existing.source} "
+                    f"({'ro' if existing.read_only else 'rw'}), not from {nfs.source} as requested",
+                )
+            if action is Action.WAIT:
+                raise CsiError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"{target.path} is mounted from {existing.source} but its server does not answer; left in place",
+                )
+            log.warning("%s: the mount of %s there is broken; unmounting it to mount again", target.path, nfs.source)
+            ref = await in_thread(lambda: pods.open_parent(target))
+            if ref is None:
+                return False
+            with contextlib.closing(ref):
+                await unmount(ref, self._ladder_time(), self._mounted_check(real))
+        raise CsiError(grpc.StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts")
+
+    async def _health(self, real: str) -> Health:
+        try:
+            await self._stats.stats(real, min(self._timeouts.stats, max(remaining(math.inf) / 2, 0.0)))
+        except MountError as exc:
+            if exc.kind is MountErrorKind.STALE:
+                return Health.STALE
+            if exc.kind is MountErrorKind.TIMEOUT:
+                return Health.HUNG
+            raise
+        return Health.OK
+
+    def _ladder_time(self) -> float:
+        return ladder_budget(self._timeouts.unmount, remaining(math.inf))
+
+    @staticmethod
+    def _mounted_check(real: str) -> Callable[[], bool]:
+        return lambda: read_mount_table().at(real) is not None
 
     async def _check_mounted(self, target: OpenTarget, real: str, read_only: bool, before: MountTable) -> None:
         """The mount must show at the target's path, read-only if asked: roll it back otherwise.
@@ -140,7 +208,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         if entry is not None and entry.read_only == read_only:
             return
         if entry is not None:
-            await unmount(target, self._timeouts.unmount)
+            await unmount(target, self._ladder_time(), self._mounted_check(real))
         known = {old.mount_id for old in before.entries}
         elsewhere = [new.mount_point for new in after.entries if new.mount_id not in known and new is not entry]
         log.error("the mount for %s did not show there as asked (%s); new mounts elsewhere: %s", target.path,
@@ -169,7 +237,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
     ) -> csi_pb2.NodeUnpublishVolumeResponse:
         volume_id = require(request.volume_id, "volume_id")
         target = self._target(request.target_path, "target_path")
-        with self._in_flight.hold(f"volume/{volume_id}", f"target/{target.path}"), self._open_pods() as pods:
+        keys = (f"volume/{volume_id}", f"target/{target.path}")
+        with self._in_flight.hold(*keys, target=target.path), self._open_pods() as pods:
             publication = self._published.get(target.path)
             if publication is not None and publication.volume_id != volume_id:
                 raise not_found(f"{target.path} holds volume {publication.volume_id}, not {volume_id}; left as is")
@@ -180,10 +249,11 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 return csi_pb2.NodeUnpublishVolumeResponse()
             with contextlib.closing(ref):
                 unmounted = False
+                end = time.monotonic() + self._ladder_time()  # all stacked mounts together
                 for _ in range(_MAX_STACKED):
                     if read_mount_table().at(real) is None:
                         break
-                    await unmount(ref, self._timeouts.unmount)
+                    await unmount(ref, end - time.monotonic(), self._mounted_check(real))
                     unmounted = True
                 else:
                     raise CsiError(

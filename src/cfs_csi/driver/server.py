@@ -19,8 +19,10 @@ from cfs_csi.csi import csi_pb2_grpc
 from cfs_csi.driver.controller import ControllerServicer
 from cfs_csi.driver.identity import IdentityServicer, ReadinessCheck
 from cfs_csi.driver.interceptor import CsiInterceptor
+from cfs_csi.driver.locks import TargetLocks
 from cfs_csi.driver.node import NodeServicer, NodeTimeouts
 from cfs_csi.driver.published import PublishedVolumes
+from cfs_csi.mount import runner
 from cfs_csi.mount.mounter import Mounter
 from cfs_csi.mount.targets import PodsDir
 
@@ -53,7 +55,8 @@ def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_sto
     if node is not None:
         published = PublishedVolumes(node.state_dir)
         pods = PodsDir(str(node.kubelet_dir))
-        servicer = NodeServicer(node.node_id, node.mounter, published, node.timeouts, pods)
+        locks = TargetLocks(node.state_dir / "running")
+        servicer = NodeServicer(node.node_id, node.mounter, published, node.timeouts, pods, locks)
         csi_pb2_grpc.add_NodeServicer_to_server(servicer, server)
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(storage is not None, checks), server)
     return server
@@ -104,7 +107,11 @@ async def serve(server: grpc.aio.Server, endpoint: str, grace: float = 30.0) -> 
         await server.start()
         log.info("serving CSI on unix://%s", path)
         await stop.wait()
-        log.info("stopping: draining in-flight calls (up to %.0fs)", grace)
+        # A mount or unmount left running would outlive the plugin (and its lock): kill them now, so that their
+        # calls end with an error the kubelet retries against the next run.
+        killed = runner.kill_all()
+        log.info("stopping: killed %d running mount/umount commands; draining in-flight calls (up to %.0fs)",
+                 killed, grace)  # fmt: skip
         await server.stop(grace)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from cfs_csi.mount import runner
@@ -48,12 +50,18 @@ class NfsMounter:
         self._timeout = timeout
 
     async def mount(self, nfs: NfsMount, target: OpenTarget) -> None:
-        await runner.run(
-            ["mount", "--no-canonicalize", "-t", "nfs", "-o", ",".join(nfs.options), nfs.source, target.via_fd],
-            self._timeout,
-            pass_fds=(target.fd,),
-            shown=(target.via_fd, target.path),
-        )
+        try:
+            await runner.run(
+                ["mount", "--no-canonicalize", "-t", "nfs", "-o", ",".join(nfs.options), nfs.source, target.via_fd],
+                self._timeout,
+                pass_fds=(target.fd,),
+                shown=(target.via_fd, target.path),
+            )
+        except MountError as exc:
+            if "access denied" in exc.message:
+                raise MountError(exc.kind, f"{exc.message} (the export path may not exist, or the file system's "
+                                 "permission group does not admit this node)") from None  # fmt: skip
+            raise
 
     def is_mount_of(self, nfs: NfsMount, entry: MountEntry, table: MountTable) -> bool:
         # The kernel reports the source without a trailing "/" (and v4 mounts as fstype nfs4).
@@ -114,14 +122,29 @@ class BindMounter:
 
 #: What ``umount`` says about a mount whose server is gone (besides hanging until it is killed).
 _SERVER_GONE = ("Stale file handle", "Input/output error", "Transport endpoint is not connected", "Host is down")
+_LADDER = ((), ("-f",), ("-l",))
 
 
 def _server_gone(error: MountError) -> bool:
     return error.kind is MountErrorKind.TIMEOUT or any(words in error.message for words in _SERVER_GONE)
 
 
-async def unmount(target: TargetRef, timeout: float) -> None:
-    """Unmount ``target``; not being mounted is not an error for the caller to see (checked before).
+def ladder_budget(configured: float, caller_left: float) -> float:
+    """How long the whole unmount ladder may take: the configured timeout, but never past the caller's deadline
+    (``caller_left`` seconds away, ``inf`` without one), less a margin so that the answer reaches the caller
+    before it gives up (a tenth of the time left, at most a second)."""
+    return max(0.0, min(configured, caller_left - min(1.0, caller_left / 10)))
+
+
+def step_timeout(left: float, steps_left: int) -> float:
+    """The share of the ladder's time ``left`` that the next step gets: half while another step can follow (so
+    ``umount -f`` and ``umount -l`` still have time after a hung ``umount``), all of it for the last one."""
+    return left if steps_left <= 1 else left / 2
+
+
+async def unmount(target: TargetRef, timeout: float, still_mounted: Callable[[], bool] | None = None) -> None:
+    """Unmount ``target`` within ``timeout`` seconds overall; not being mounted is not an error for the caller to
+    see (checked before).
 
     A mount whose NFS server is gone (file system deleted, mount target unreachable) makes ``umount`` hang or
     fail with ESTALE/EIO, and the kubelet cannot clean up the pod until it is gone. Such a mount is then
@@ -129,22 +152,31 @@ async def unmount(target: TargetRef, timeout: float) -> None:
     it leaves the tree at once and the kernel lets go when its last open file closes. Neither writes or deletes
     anything; the data stays on the server.
 
+    ``still_mounted`` (reads the mount table, never the mount) is asked after every failed step: a mount that
+    went away meanwhile (a step that timed out had done its work, another process unmounted it) is a success,
+    not an error from the next step's "not mounted". The steps share ``timeout``: the whole ladder never takes
+    longer (the caller passes the smaller of its deadline and the configured timeout).
+
     ``umount`` is given the target's name below its parent's handle, so no component above the target is
     looked up again by name (the caller has checked that a mount is at exactly this path).
     """
     via, fds, shown = target.via_parent, (target.parent_fd,), (target.via_parent, target.path)
-    try:
-        await runner.run(["umount", "--no-canonicalize", via], timeout, pass_fds=fds, shown=shown)
-        return
-    except MountError as exc:
-        if not _server_gone(exc):
-            raise
-        failure = exc
-    for flag in ("-f", "-l"):
-        log.warning("unmounting %s: %s; trying umount %s", target.path, failure.message, flag)
+    end = time.monotonic() + timeout
+    failure: MountError | None = None
+    for index, flags in enumerate(_LADDER):
+        if failure is not None:
+            log.warning("unmounting %s: %s; trying umount %s", target.path, failure.message, flags[0])
+        step = step_timeout(end - time.monotonic(), len(_LADDER) - index)
         try:
-            await runner.run(["umount", "--no-canonicalize", flag, via], timeout, pass_fds=fds, shown=shown)
+            await runner.run(["umount", "--no-canonicalize", *flags, via], step, pass_fds=fds, shown=shown)
             return
         except MountError as exc:
             failure = exc
+        if still_mounted is not None and not await asyncio.to_thread(still_mounted):
+            log.info("%s is no longer mounted after umount %s failed (%s)", target.path, " ".join(flags) or "",
+                     failure.message)  # fmt: skip
+            return
+        if (index == 0 and not _server_gone(failure)) or time.monotonic() >= end:
+            break  # a busy mount is not forced; and the time is up
+    assert failure is not None
     raise failure

@@ -60,6 +60,8 @@ class OpenTarget(TargetRef):
     fd: int
     #: This call created the directory (so a failed publish removes it again).
     created: bool
+    #: The parents this call created, relative to the pods directory, outermost first (removed again likewise).
+    created_parents: tuple[str, ...] = ()
 
     @property
     def via_fd(self) -> str:
@@ -126,6 +128,7 @@ class OpenPods:
         """The target directory, created with its missing parents, each step refusing a symlink or a file."""
         parent = "/".join(target.parent)
         with _naming(target):
+            missing = self._missing_parents(target) if parent else ()
             parent_fd = safefs.make_dirs(self.fd, parent, mode)[0] if parent else os.dup(self.fd)
         try:
             created = False
@@ -139,7 +142,36 @@ class OpenPods:
         except BaseException:
             os.close(parent_fd)
             raise
-        return OpenTarget(parent_fd, target.name, target.path, fd, created)
+        return OpenTarget(parent_fd, target.name, target.path, fd, created, missing)
+
+    def _missing_parents(self, target: PodPath) -> tuple[str, ...]:
+        """The target's parents that do not exist yet, outermost first (the kubelet creates them before it
+        publishes, so this is one ``open`` as a rule)."""
+        prefixes = ["/".join(target.parent[: depth + 1]) for depth in range(len(target.parent))]
+        for index in range(len(prefixes), 0, -1):
+            try:
+                os.close(safefs.open_dir(self.fd, prefixes[index - 1]))
+            except FileNotFoundError:
+                continue
+            return tuple(prefixes[index:])
+        return tuple(prefixes)
+
+    def remove_created(self, target: OpenTarget) -> None:
+        """Undo :meth:`make_target` after a failed publish: ``rmdir`` the target if it created it, then the parents
+        it created, innermost first, stopping at the first that is not empty (someone else put something there)."""
+        if target.created and not remove_target(target):
+            return
+        for relative in reversed(target.created_parents):
+            head, _, name = relative.rpartition("/")
+            try:
+                fd = safefs.open_dir(self.fd, head) if head else os.dup(self.fd)
+            except (FileNotFoundError, safefs.UnsafePath):
+                return
+            try:
+                if not remove_target(TargetRef(fd, name, relative)):
+                    return
+            finally:
+                os.close(fd)
 
 
 @contextlib.contextmanager
