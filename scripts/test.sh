@@ -30,6 +30,7 @@ ensure_debs() {
     || echo "test: WARNING: installing ${missing[*]} failed; the tests that need them will skip" >&2
 }
 # One line per feature (add yours below):
+ensure_debs podman mmdebstrap runc  # image builds (tests/image: our image and csi-provisioner's, cached)
 # The ecosystem's Go programs (csi-sanity, etcd, kube-apiserver, kube-controller-manager, csi-provisioner, helm),
 # built by package name from the Go module proxy once and cached in ${CFS_CSI_CACHE:-~/.cache/cfs-csi}.
 # A failed build does not stop the run: the e2e tests then report themselves skipped with go's error.

@@ -1,8 +1,10 @@
 """The container image's Python half, proven here without a container engine.
 
 The Dockerfile's build stage is run as written: its ENV, WORKDIR, COPY and exec-form RUN steps, with the image
-paths moved into a temporary directory. Every step of that stage must be one of those, so nothing is skipped.
-The final stage's Debian packages (nfs-common) cannot be installed here; the test checks they are asked for.
+paths moved into a temporary directory. Every step of that stage must be one of those, so nothing is skipped,
+except its apt-get step: that only brings Debian's python3-venv, which the host's Python stands in for. Debian
+packages cannot be installed here; the tests check they are asked for (tests/image/test_image_build.py builds the
+image for real with podman where it can).
 """
 
 from __future__ import annotations
@@ -68,10 +70,32 @@ def test_image_locks_pin_by_hash_what_the_tests_run(lock: str) -> None:
     assert blocks and all("--hash=sha256:" in block for block in blocks)
 
 
+def apt_packages(stage: list[tuple[str, str]]) -> list[str]:
+    """The packages a stage's shell-form ``apt-get install`` steps ask for."""
+    found = []
+    for keyword, rest in stage:
+        if keyword == "RUN" and not rest.startswith("["):
+            for command in rest.split("&&"):
+                words = command.split()
+                if "apt-get" in words and "install" in words:
+                    assert "--no-install-recommends" in words and "-y" in words, command
+                    found += [word for word in words[words.index("install") + 1 :] if not word.startswith("-")]
+            assert "rm -rf /var/lib/apt/lists/*" in rest, "apt's package lists must not stay in the layer"
+    return found
+
+
+def test_both_stages_start_from_the_same_debian_base() -> None:
+    """The venv's python links to /usr/bin/python3: the final stage must have the build stage's interpreter."""
+    args = [rest for keyword, rest in instructions() if keyword == "ARG"]
+    assert "BASE_IMAGE=debian:bookworm-slim" in args
+    assert [stage[0][1].split()[0] for stage in stages()] == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    assert apt_packages(stages()[0]) == ["python3-venv"]
+    assert "python3" in apt_packages(stages()[-1])
+
+
 def test_final_stage_has_the_nfs_client_and_an_unprivileged_default_user() -> None:
     final = stages()[-1]
-    runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
-    assert "nfs-common" in runs and "--no-install-recommends" in runs
+    assert {"nfs-common", "mount"} <= set(apt_packages(final))
     assert ("USER", "10001") in final
     assert ("ENTRYPOINT", '["cfs-csi"]') in final
 
@@ -97,9 +121,11 @@ def test_build_stage_installs_a_complete_runnable_package(tmp_path: Path) -> Non
                     shutil.copytree(src, workdir / source, ignore=shutil.ignore_patterns("__pycache__"))
                 else:
                     shutil.copy2(src, workdir / source)
+        elif keyword == "RUN" and not rest.startswith("["):
+            assert apt_packages([(keyword, rest)]) == ["python3-venv"]  # the host's Python has venv
         elif keyword == "RUN":
-            argv = json.loads(rest)  # exec form only: no shell in the build stage
-            argv = [sys.executable if arg == "python" else arg.replace(IMAGE_PREFIX, str(prefix)) for arg in argv]
+            argv = json.loads(rest)  # exec form otherwise: no shell in the build stage
+            argv = [sys.executable if arg == "python3" else arg.replace(IMAGE_PREFIX, str(prefix)) for arg in argv]
             result = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
             assert result.returncode == 0, f"{argv}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
         else:
