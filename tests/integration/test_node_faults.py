@@ -22,6 +22,7 @@ import pytest
 
 from cfs_csi.client import CsiClient, mount_capability
 from cfs_csi.csi import csi_pb2
+from cfs_csi.driver.published import Publication, PublishedVolumes
 from cfs_csi.mount.mountinfo import read_mount_table
 from tests import faultyfs
 from tests.conftest import Driver, fake_command, pods_dir, start_driver, stop_gracefully
@@ -425,5 +426,31 @@ async def test_a_failed_publish_leaves_the_directories_as_they_were(
                 assert error.value.code() == code
                 assert hint in (error.value.details() or "")
                 assert sorted(str(p) for p in pods.rglob("*")) == before
+    finally:
+        stop_gracefully(driver)
+
+
+# -- 2. start-up: publication records against what is mounted ---------------------------------------------------
+
+
+def test_start_up_drops_records_of_targets_that_are_gone_and_unmounts_nothing(mount_root: Path) -> None:
+    state = mount_root / "reconcile-state"
+    records = PublishedVolumes(state / "node")
+    gone, bare, mounted, foreign = (target(mount_root, name) for name in ("gone", "bare", "mounted", "foreign"))
+    for path in (bare, mounted, foreign):
+        path.mkdir(parents=True)
+    for path in (mounted, foreign):
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(path)], check=True, timeout=10)
+    for path in (gone, bare, mounted):
+        records.record(Publication(volume_id=f"cfs-{path.parent.name}", target_path=str(path), source="h:/x/"))
+    driver = start_driver(mount_root, "--component", "node", "--mounter", "bind", "--state-dir", str(state),
+                          name="reconcile")  # fmt: skip
+    try:
+        assert records.get(str(gone)) is None
+        assert records.get(str(bare)) is not None and records.get(str(mounted)) is not None
+        assert mounts_at(mounted) == 1 and mounts_at(foreign) == 1  # nothing unmounted, ours or not
+        assert bare.is_dir()
+        log = driver.log_text()
+        assert "nothing is mounted there" in log and str(foreign) in log
     finally:
         stop_gracefully(driver)

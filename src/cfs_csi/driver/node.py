@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from cfs_csi.csi import csi_pb2, csi_pb2_grpc
 from cfs_csi.driver.capabilities import unsupported_reason
 from cfs_csi.driver.errors import CsiError, invalid, not_found, require
 from cfs_csi.driver.locks import InFlight, TargetLocks
-from cfs_csi.driver.published import Publication, PublishedVolumes
+from cfs_csi.driver.published import Publication, PublishedVolumes, TargetState, keep_record
 from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.heal import Action, Health, existing_mount_action
 from cfs_csi.mount.mounter import Mounter, ladder_budget, unmount
@@ -90,6 +91,60 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         self._pods = pods
         self._in_flight = InFlight(target_locks)
         self._stats = StatsProbes()
+
+    def reconcile(self) -> None:
+        """At start-up: compare the publication records with what is mounted below the pods directory.
+
+        A previous run may have been killed between a mount and its record, or the kubelet may have cleaned up
+        while the plugin was down. Records of targets that no longer exist are dropped; everything else is only
+        reported (:func:`~cfs_csi.driver.published.keep_record`): the plugin never unmounts at start-up.
+        """
+        try:
+            pods = self._pods.open()
+        except PodsDirMissing as exc:
+            log.warning("not reconciling publication records: %s", exc)
+            return
+        with contextlib.closing(pods):
+            table = read_mount_table()
+            recorded: set[str] = set()
+            for publication in self._published.all():
+                state = self._state_of(publication.target_path, pods, table)
+                if state is not TargetState.OUTSIDE:
+                    recorded.add(pods.real(pod_path(self._pods.path, publication.target_path)))
+                if not keep_record(state):
+                    log.info("%s (volume %s) no longer exists; dropping its publication record",
+                             publication.target_path, publication.volume_id)  # fmt: skip
+                    self._published.forget(publication.target_path)
+                elif state is TargetState.UNMOUNTED:
+                    log.warning("%s should hold volume %s but nothing is mounted there (kept; stats report it)",
+                                publication.target_path, publication.volume_id)  # fmt: skip
+            prefix = pods.real_path.rstrip("/") + "/"
+            unknown = [e.mount_point for e in table.entries if e.mount_point.startswith(prefix)]
+            unknown = [point for point in unknown if point not in recorded]
+            if unknown:
+                log.info("%d mounts below %s have no publication record of this plugin and are left alone "
+                         "(another driver's, or mounted by hand): %s", len(unknown), self._pods.path,
+                         ", ".join(unknown[:10]))  # fmt: skip
+
+    def _state_of(self, target_path: str, pods: OpenPods, table: MountTable) -> TargetState:
+        try:
+            target = pod_path(self._pods.path, target_path)
+        except InvalidArgument:
+            return TargetState.OUTSIDE
+        if table.at(pods.real(target)) is not None:
+            return TargetState.MOUNTED
+        try:
+            ref = pods.open_parent(target)
+        except InvalidArgument:
+            return TargetState.OUTSIDE
+        if ref is None:
+            return TargetState.GONE
+        with contextlib.closing(ref):
+            try:
+                os.stat(ref.name, dir_fd=ref.parent_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return TargetState.GONE
+        return TargetState.UNMOUNTED
 
     def _target(self, path: str, field: str) -> PodPath:
         return pod_path(self._pods.path, require(path, field))

@@ -7,6 +7,7 @@ file per target path answers that question without touching the mount.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
@@ -47,15 +48,37 @@ class PublishedVolumes:
 
     def of_volume(self, volume_id: str) -> list[Publication]:
         """Every recorded publication of ``volume_id`` (a scan: publications per node are few)."""
+        return [publication for publication in self.all() if publication.volume_id == volume_id]
+
+    def all(self) -> list[Publication]:
         found = []
         for path in self._dir.glob("*.json"):
             try:
-                publication = Publication(**json.loads(path.read_text()))
+                found.append(Publication(**json.loads(path.read_text())))
             except (FileNotFoundError, ValueError, TypeError):
                 continue
-            if publication.volume_id == volume_id:
-                found.append(publication)
         return found
 
     def forget(self, target_path: str) -> None:
         self._path(target_path).unlink(missing_ok=True)
+
+
+class TargetState(enum.Enum):
+    """What start-up finds at a recorded target."""
+
+    MOUNTED = "mounted"
+    UNMOUNTED = "unmounted"  # the directory is there, nothing is mounted on it
+    GONE = "gone"  # no such directory (the kubelet removed the pod's directory)
+    OUTSIDE = "outside"  # not below the pods directory this run serves (recorded under another --kubelet-dir)
+
+
+def keep_record(state: TargetState) -> bool:
+    """Whether start-up keeps a publication record (see :meth:`NodeServicer.reconcile`).
+
+    Only a record whose target no longer exists is dropped: there is nothing left to unmount or remove, and
+    nobody will ask (the kubelet unpublishes only what it knows is mounted). A record whose target is there but
+    unmounted stays, so that NodeGetVolumeStats reports the volume abnormal and NodeUnpublishVolume cleans it
+    up; one outside this run's pods directory is not this run's to judge. Nothing is ever unmounted here: a
+    mount under the pods directory without a record may be another driver's, and is left alone.
+    """
+    return state is not TargetState.GONE

@@ -57,6 +57,7 @@ def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_sto
         pods = PodsDir(str(node.kubelet_dir))
         locks = TargetLocks(node.state_dir / "running")
         servicer = NodeServicer(node.node_id, node.mounter, published, node.timeouts, pods, locks)
+        servicer.reconcile()
         csi_pb2_grpc.add_NodeServicer_to_server(servicer, server)
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(storage is not None, checks), server)
     return server
