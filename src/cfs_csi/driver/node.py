@@ -172,8 +172,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             table = read_mount_table()
             self._check_exclusive(volume_id, target, exclusive, table, pods)
             real = pods.real(target)
-            if not await self._keep_existing(volume_id, nfs, target, real, pods):
-                before = read_mount_table()
+            found = table.at(real) is not None
+            if not (found and await self._keep_existing(volume_id, nfs, target, real, pods)):
+                before = read_mount_table() if found else table
                 with contextlib.closing(await in_thread(lambda: pods.make_target(target))) as opened:
                     log.info("mounting %s at %s with options %s", nfs.source, target.path, ",".join(nfs.options))
                     try:

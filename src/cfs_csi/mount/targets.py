@@ -127,9 +127,16 @@ class OpenPods:
     def make_target(self, target: PodPath, mode: int = 0o750) -> OpenTarget:
         """The target directory, created with its missing parents, each step refusing a symlink or a file."""
         parent = "/".join(target.parent)
+        missing: tuple[str, ...] = ()
         with _naming(target):
-            missing = self._missing_parents(target) if parent else ()
-            parent_fd = safefs.make_dirs(self.fd, parent, mode)[0] if parent else os.dup(self.fd)
+            if not parent:
+                parent_fd = os.dup(self.fd)
+            else:
+                try:
+                    parent_fd = safefs.open_dir(self.fd, parent)  # as a rule: the kubelet creates the parents
+                except FileNotFoundError:
+                    missing = self._missing_parents(target)
+                    parent_fd = safefs.make_dirs(self.fd, parent, mode)[0]
         try:
             created = False
             try:
@@ -145,10 +152,9 @@ class OpenPods:
         return OpenTarget(parent_fd, target.name, target.path, fd, created, missing)
 
     def _missing_parents(self, target: PodPath) -> tuple[str, ...]:
-        """The target's parents that do not exist yet, outermost first (the kubelet creates them before it
-        publishes, so this is one ``open`` as a rule)."""
+        """The target's parents that do not exist yet, outermost first (the target's parent is one of them)."""
         prefixes = ["/".join(target.parent[: depth + 1]) for depth in range(len(target.parent))]
-        for index in range(len(prefixes), 0, -1):
+        for index in range(len(prefixes) - 1, 0, -1):
             try:
                 os.close(safefs.open_dir(self.fd, prefixes[index - 1]))
             except FileNotFoundError:
