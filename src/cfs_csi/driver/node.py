@@ -18,6 +18,19 @@ mounted. Answers for a path the node will not act on:
   caller named the wrong volume, and only the owner of B's publication may take it down.
 - NodeGetVolumeStats outside the pods directory (or relative): NOT_FOUND, as the spec and csi-sanity ask ("no
   volume at that path"); a malformed path is INVALID_ARGUMENT.
+
+When the file server hangs, fails or dies (issue 12):
+
+- NodeGetVolumeStats runs at most one ``statvfs`` per path (:mod:`cfs_csi.mount.stats`): a hung volume answers
+  abnormal at once on later calls and costs the others nothing.
+- A ``mount``/``umount`` is killed when its call times out, is cancelled or the plugin stops; one stuck in the
+  kernel keeps the target locked (ABORTED to retries) until it exits, across a restart too
+  (:mod:`cfs_csi.driver.locks`).
+- The unmount ladder re-reads the mount table after each step and ends before the caller's deadline.
+- NodePublishVolume at a target holding a broken (ESTALE, EIO, ENOTCONN) mount of the same volume unmounts it and
+  mounts again; a mount that does not answer is left in place (UNAVAILABLE). A failed publish removes the
+  directories it created.
+- At start-up, records of targets that are gone are dropped; nothing is unmounted.
 """
 
 from __future__ import annotations
@@ -205,10 +218,11 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 return False
             health = await self._health(real)
             # Telling a hung mount's export may itself hang (the bind mounter looks at the export): it is answered
-            # UNAVAILABLE and left alone whichever volume it is, so it is not asked.
+            # UNAVAILABLE and left alone whichever volume it is, so it is not asked. A broken one is this volume's
+            # if our record says so (a server that came back may show the export as another device).
             same = (
                 health is Health.HUNG
-                or recorded
+                or (health is Health.STALE and recorded)
                 or await asyncio.to_thread(self._mounter.is_mount_of, nfs, existing, table)
             )
             action = existing_mount_action(health, same, existing.read_only == nfs.read_only)
