@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from cfs_csi.devcluster import cluster, tools
+from cfs_csi.devcluster import cluster, node, tools
 from cfs_csi.devcluster import helm as chart
 from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
 from tests.conftest import CLOUD_ENV, Driver, Emulator, start_driver, start_emulator, tencent_driver_flags
@@ -57,6 +58,53 @@ def control_plane(go_tools: dict[str, Path]) -> Iterator[ControlPlane]:
         yield plane
     finally:
         plane.stop()
+
+
+@dataclass
+class NodeCluster:
+    """The session's real node (containerd + kubelet + kube-scheduler) and what bringing it up cost."""
+
+    node: node.Node
+    kubelet_build: float | None  # seconds, None when the kubelet came from the cache
+    start_to_ready: float
+
+
+@dataclass
+class NodeTools:
+    binaries: dict[str, Path]
+    kubelet_build: float | None  # seconds, None when the kubelet came from the cache
+
+
+@pytest.fixture(scope="session")
+def node_tools() -> NodeTools:
+    """The kubelet and kube-scheduler; skips (with why) where this machine cannot run a node."""
+    try:
+        node.check_requirements()
+    except node.NodeUnavailable as exc:
+        pytest.skip(f"no real node on this machine: {exc}")
+    cached = tools.installed("kubelet") is not None
+    started = time.monotonic()
+    try:
+        built = tools.ensure(node.NODE_TOOLS)
+    except tools.BuildError as exc:
+        pytest.skip(f"the kubelet could not be built: {exc}")
+    return NodeTools(built, None if cached else time.monotonic() - started)
+
+
+@pytest.fixture(scope="session")
+def node_cluster(control_plane: ControlPlane, node_tools: NodeTools) -> Iterator[NodeCluster]:
+    """One real node for the whole session (later tests reuse it), torn down at the end with nothing left."""
+    started = time.monotonic()
+    try:
+        the_node = node.start(control_plane, node_tools.binaries)
+    except node.NodeUnavailable as exc:
+        pytest.skip(f"no real node on this machine: {exc}")
+    try:
+        yield NodeCluster(the_node, node_tools.kubelet_build, time.monotonic() - started)
+    finally:
+        leftovers = the_node.stop()
+        if leftovers:  # in pytest's warnings summary: a session fixture's teardown output is otherwise hidden
+            warnings.warn("the real node left behind:\n  " + "\n  ".join(leftovers), stacklevel=1)
 
 
 @dataclass

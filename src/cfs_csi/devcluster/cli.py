@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cfs_csi.devcluster import node
 
 
 def add_dev_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,6 +23,9 @@ def add_dev_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentPars
     image.add_argument("--no-provisioner", action="store_true", help="only the cfs-csi image")
     up = actions.add_parser("up", help="start etcd, kube-apiserver and kube-controller-manager; Ctrl-C stops")
     up.add_argument("--dir", type=Path, default=None, help="working directory (default: a new temporary one)")
+    up.add_argument("--with-node", action="store_true",
+                    help="also a real node: kube-scheduler, a private containerd and the kubelet (needs root, "
+                         "Debian packages containerd runc containernetworking-plugins busybox-static)")  # fmt: skip
     p.set_defaults(run=_run)
 
 
@@ -30,9 +38,25 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "image":
         return _image(args)
-    binaries = tools.ensure(cluster.CONTROL_PLANE_TOOLS)
+    from cfs_csi.devcluster import node
+
+    if args.with_node:
+        try:
+            node.check_requirements()
+        except node.NodeUnavailable as exc:
+            print(f"dev-cluster: no real node on this machine: {exc}", file=sys.stderr)
+            return 1
+    binaries = tools.ensure([*cluster.CONTROL_PLANE_TOOLS, *(node.NODE_TOOLS if args.with_node else ())])
     root = args.dir or Path(tempfile.mkdtemp(prefix="cfs-csi-dev-cluster-"))
     plane = cluster.start(root, binaries, remove_root=args.dir is None)
+    the_node = None
+    if args.with_node:
+        try:
+            the_node = node.start(plane, binaries)
+        except BaseException:
+            plane.stop()
+            raise
+        print(_node_help(the_node))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -40,9 +64,25 @@ def _run(args: argparse.Namespace) -> int:
     try:
         while not stop.wait(2):
             plane.check()
+            if the_node:
+                the_node.check()
     finally:
+        if the_node:
+            the_node.stop()
         plane.stop()
     return 0
+
+
+def _node_help(the_node: node.Node) -> str:
+    from cfs_csi.devcluster import ociimage
+
+    ctr = " ".join([*the_node.enter(), "ctr", f"--address={the_node.layout.socket}", "--namespace=k8s.io"])
+    return (
+        f"node {the_node.name} Ready (kubelet /var/lib/kubelet inside the node = {the_node.layout.kubelet_dir})\n"
+        f"images: {ociimage.BUSYBOX_IMAGE} (imagePullPolicy: Never; no registry), {ociimage.PAUSE_IMAGE}\n"
+        f"import an image archive: {ctr} images import <archive.tar>\n"
+        "pods use hostNetwork: true (no pod network, no kube-proxy)"
+    )
 
 
 def _image(args: argparse.Namespace) -> int:

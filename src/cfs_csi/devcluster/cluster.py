@@ -168,11 +168,16 @@ def start(root: Path, tools: dict[str, Path], timeout: float = 180, remove_root:
             f"--service-account-key-file={pki.service_account_pub}",
             f"--service-account-signing-key-file={pki.service_account_key}",
             "--service-account-issuer=https://kubernetes.default.svc",
-            "--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16",
+            # Node first, as real clusters run it: a kubelet (devcluster.node) acts as system:node:<name>.
+            "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true",  # as every real cluster runs it: CSI node plugins are privileged
             # As hardened clusters run it: an owner reference that blocks the owner's deletion needs the right
             # to update the owner's finalizers, which RBAC tests must then show.
-            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement,NodeRestriction",
+            # How the API server reaches a kubelet for logs and exec: by the address the node reports (127.0.0.1),
+            # verifying the kubelet's serving certificate and presenting its own client certificate.
+            f"--kubelet-client-certificate={pki.kubelet_client_cert}", f"--kubelet-client-key={pki.kubelet_client_key}",
+            f"--kubelet-certificate-authority={pki.ca_cert}", "--kubelet-preferred-address-types=InternalIP",
             "--enable-priority-and-fairness=false", "--profiling=false", "--v=1",
             f"--audit-policy-file={audit_policy}", f"--audit-log-path={plane.audit_log}", "--audit-log-mode=blocking",
         ], logs)  # fmt: skip

@@ -82,6 +82,22 @@ TOOLS = {
             kubernetes_version_flags(KUBERNETES),
         ),
         Tool("helm", "helm.sh/helm/v3", "v3.22.0", "helm.sh/helm/v3/cmd/helm"),
+        Tool(
+            "kube-scheduler",
+            "k8s.io/kubernetes",
+            KUBERNETES,
+            "k8s.io/kubernetes/cmd/kube-scheduler",
+            staging_version,
+            kubernetes_version_flags(KUBERNETES),
+        ),
+        Tool(
+            "kubelet",
+            "k8s.io/kubernetes",
+            KUBERNETES,
+            "k8s.io/kubernetes/cmd/kubelet",
+            staging_version,
+            kubernetes_version_flags(KUBERNETES),
+        ),
     )
 }
 
