@@ -92,7 +92,7 @@ def node_tools() -> NodeTools:
 
 
 @pytest.fixture(scope="session")
-def node_cluster(control_plane: ControlPlane, node_tools: NodeTools) -> Iterator[NodeCluster]:
+def node_cluster(node_tools: NodeTools, control_plane: ControlPlane) -> Iterator[NodeCluster]:
     """One real node for the whole session (later tests reuse it), torn down at the end with nothing left."""
     started = time.monotonic()
     try:

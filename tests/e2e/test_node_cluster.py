@@ -7,6 +7,7 @@ back through the API server from the kubelet; bringing a node up and down leaves
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from cfs_csi.devcluster import node, ociimage
 from cfs_csi.devcluster.cluster import ControlPlane
+from cfs_csi.devcluster.node import node_processes
 from tests.e2e.conftest import Kube, NodeCluster, NodeTools, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +69,7 @@ LONG_RUNNING = "trap 'exit 0' TERM; {work}; while :; do sleep 1 & wait $!; done"
 
 
 def test_a_host_network_pod_runs_on_the_real_node_and_its_log_comes_through_the_api_server(
-    kube: Kube, node_cluster: NodeCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    node_cluster: NodeCluster, kube: Kube, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     the_node = kube.core.read_node(node_cluster.node.name)
     assert [c.status for c in the_node.status.conditions if c.type == "Ready"] == ["True"]
@@ -114,32 +116,39 @@ def test_a_host_network_pod_runs_on_the_real_node_and_its_log_comes_through_the_
               f"pod create to Running {to_running:.1f}s")  # fmt: skip
 
 
+@pytest.mark.parametrize("containerd_crashed", [False, True], ids=["orderly", "containerd-killed-first"])
 def test_a_node_brought_down_with_a_running_pod_leaves_nothing_on_the_host(
-    control_plane: ControlPlane, node_tools: NodeTools, kube: Kube
+    node_tools: NodeTools, control_plane: ControlPlane, kube: Kube, containerd_crashed: bool
 ) -> None:
-    name = "cfs-csi-node-teardown"
+    name = "teardown-crashed" if containerd_crashed else "teardown-orderly"
     tunables = host_tunables()
     second = node.start(control_plane, node_tools.binaries, name=name)
     root, ns = second.layout.root, second.mount_ns
     try:
         namespace = ready_namespace(kube, "node-teardown")
-        kube.core.create_namespaced_pod(namespace, busybox_pod("sleeper", LONG_RUNNING.format(work="true"), [], [],
+        kube.core.create_namespaced_pod(namespace, busybox_pod(name, LONG_RUNNING.format(work="true"), [], [],
                                                                node_name=name))  # fmt: skip
-        wait_for("the pod Running", lambda: phase(kube, namespace, "sleeper") == "Running", timeout=120)
+        wait_for("the pod Running", lambda: phase(kube, namespace, name) == "Running", timeout=120)
         containers = second.ctr("containers", "list", "--quiet").split()
         assert len(containers) >= 2  # the sandbox and the container
         mountinfo = second.mountinfo()
         assert " - overlay " in mountinfo, f"no container root file system mounted in the node:\n{mountinfo}"
+        table = node._process_table()
+        started = {(p.pid, p.started) for p in table if p.pid in node_processes(table, ns)}
+        assert any("sleep" in p.cmdline and (p.pid, p.started) in started for p in table)  # the pod's, by descent
+        if containerd_crashed:  # its shims and containers live on, and nothing can ask it to delete them
+            second.process("containerd").popen.send_signal(signal.SIGKILL)
+            second.process("containerd").popen.wait(10)
         leftovers = second.stop(remove_root=True)
     finally:
         second.stop()
-        kube.core.delete_collection_namespaced_pod("node-teardown", grace_period_seconds=0)
+        kube.core.delete_namespaced_pod(name, "node-teardown", grace_period_seconds=0)
         kube.core.delete_node(name)
 
     assert leftovers == []
     assert second.holder.poll() is not None
     processes = node._process_table()
-    assert [p for p in processes if p.mount_ns == ns] == []
+    assert [p for p in processes if (p.pid, p.started) in started] == []
     assert [p for p in processes if str(root) in p.cmdline] == []
     assert [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(root) in line] == []
     assert not root.exists()

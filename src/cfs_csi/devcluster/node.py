@@ -254,6 +254,7 @@ class ProcInfo:
     ppid: int
     mount_ns: str
     cmdline: str
+    started: int = 0  # clock ticks after boot: with the pid, names one process even if the pid is reused
 
 
 def node_processes(processes: Iterable[ProcInfo], node_ns: str, exclude: Iterable[int] = ()) -> list[int]:
@@ -315,14 +316,34 @@ def _process_table() -> list[ProcInfo]:
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            ppid, started = _stat(int(entry))
             ns = os.readlink(f"/proc/{entry}/ns/mnt")
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile, or a kernel thread
-        table.append(ProcInfo(int(entry), ppid, ns, cmdline.strip()))
+        table.append(ProcInfo(int(entry), ppid, ns, cmdline.strip(), started))
     return table
+
+
+def _stat(pid: int) -> tuple[int, int]:
+    """(parent pid, start time) from ``/proc/<pid>/stat``; the command name may contain spaces and parens."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[19])
+
+
+def _kill_if_same(process: ProcInfo) -> None:
+    """SIGKILL ``process`` only if its pid still names it: the pidfd pins the process, the start time proves it."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if _stat(process.pid)[1] == process.started:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except (OSError, IndexError, ValueError):
+        pass  # it exited meanwhile
+    finally:
+        os.close(pidfd)
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -333,9 +354,11 @@ def _cgroup_dirs(depth: int = 3) -> set[str]:
     found: set[str] = set()
     if not CGROUP_ROOT.is_dir():
         return found
-    for hierarchy in CGROUP_ROOT.iterdir():
-        if not hierarchy.is_dir() or hierarchy.is_symlink():
-            continue
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        hierarchies = [CGROUP_ROOT]  # cgroup v2 only: one hierarchy, mounted right there
+    else:
+        hierarchies = [h for h in CGROUP_ROOT.iterdir() if h.is_dir() and not h.is_symlink()]  # v1 or hybrid
+    for hierarchy in hierarchies:
         for current, dirs, _ in os.walk(hierarchy):
             rel = Path(current).relative_to(hierarchy)
             if len(rel.parts) >= depth:
@@ -393,30 +416,40 @@ class Node:
         [found] = [p for p in self.processes if p.name == name]
         return found
 
+    def _containerd_alive(self) -> bool:
+        return any(p.name == "containerd" and p.alive() for p in self.processes)
+
+    def _task_ids(self) -> list[str]:
+        """The containers with a task, from containerd's own state directory: known even if containerd died."""
+        tasks = self.layout.root / "containerd" / "state" / "io.containerd.runtime.v2.task" / CRI_NAMESPACE
+        return sorted(p.name for p in tasks.iterdir()) if tasks.is_dir() else []
+
     def _delete_containers(self) -> list[str]:
-        """Delete every container of this containerd (task first); return their ids."""
-        if not self.layout.socket.exists():
-            return []
-        containers: list[str] = []
+        """Delete every container through containerd (task first) if it still runs; return every id known."""
+        containers = set(self._task_ids())
+        if not self._containerd_alive():
+            return sorted(containers)
         try:
-            containers = self.ctr("containers", "list", "--quiet", timeout=30, check=False).split()
-            for container in containers:
+            listed = self.ctr("containers", "list", "--quiet", timeout=30, check=False).split()
+            containers.update(listed)
+            for container in listed:
                 self.ctr("tasks", "delete", "--force", container, timeout=30, check=False)
                 self.ctr("containers", "delete", container, timeout=30, check=False)
         except subprocess.TimeoutExpired:
             log.warning("containerd did not answer while deleting containers; killing what is left instead")
-        return containers
+        return sorted(containers)
 
     def _kill_namespace(self) -> list[int]:
         """SIGKILL what is still in the node (by namespace and descent); return what survived."""
         survivors: list[int] = []
         for _ in range(20):
-            pids = node_processes(_process_table(), self.mount_ns, exclude=[self.holder.pid])
+            table = _process_table()
+            pids = node_processes(table, self.mount_ns, exclude=[self.holder.pid])
             if not pids:
                 return []
+            by_pid = {p.pid: p for p in table}
             for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                _kill_if_same(by_pid[pid])
             time.sleep(0.25)
             survivors = pids
         return survivors
