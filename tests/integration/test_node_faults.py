@@ -217,7 +217,7 @@ async def test_a_plugin_killed_during_a_hung_mount_never_stacks_a_second_mount(
             call = asyncio.ensure_future(csi.node.NodePublishVolume(publish_request(volume("vol0"), path)))
             await wait_for(pids.exists, "the mount to start")
             driver.stop(signal.SIGKILL)
-            assert await code_of(call) == grpc.StatusCode.UNAVAILABLE
+            assert await code_of(call) != grpc.StatusCode.OK  # the connection is gone
         driver = node_driver(mount_root, env=path_env(bin_dir))  # the same state directory as the killed run
         async with CsiClient(driver.endpoint) as csi:
             retry = csi.node.NodePublishVolume(publish_request(volume("vol0"), path), timeout=5)
@@ -253,7 +253,7 @@ async def test_sigterm_kills_a_hung_mount(mount_root: Path) -> None:
             driver.stop(signal.SIGTERM)
             assert await code_of(call) != grpc.StatusCode.OK
         assert not alive(pid)
-        assert "killed 1 running mount/umount" in driver.log_text()
+        assert "draining in-flight calls" in driver.log_text()
     finally:
         driver.stop(signal.SIGKILL)
 

@@ -108,12 +108,14 @@ async def serve(server: grpc.aio.Server, endpoint: str, grace: float = 30.0) -> 
         await server.start()
         log.info("serving CSI on unix://%s", path)
         await stop.wait()
-        # A mount or unmount left running would outlive the plugin (and its lock): kill them now, so that their
-        # calls end with an error the kubelet retries against the next run.
-        killed = runner.kill_all()
-        log.info("stopping: killed %d running mount/umount commands; draining in-flight calls (up to %.0fs)",
-                 killed, grace)  # fmt: skip
+        log.info("stopping: draining in-flight calls (up to %.0fs)", grace)
         await server.stop(grace)
+        # A mount or unmount still running would outlive the plugin (it runs in a session of its own): kill it, so
+        # that no command is left behind; one stuck in the kernel keeps its target's lock file locked until it
+        # exits, so the next run answers ABORTED for that target meanwhile.
+        killed = runner.kill_all()
+        if killed:
+            log.warning("stopping: killed %d mount/umount commands still running after the grace period", killed)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
