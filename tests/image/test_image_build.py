@@ -38,11 +38,12 @@ def image(engine: images.Engine, tmp_path_factory: pytest.TempPathFactory) -> im
     for path in images.context_files(REPO):
         (context / path.relative_to(REPO)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, context / path.relative_to(REPO))
+    base = images.ensure_base()
     first = images.ensure_image(context)
     again = images.ensure_image(context)
-    base = next(images.images_dir().glob("base-*.tar"))
     print(
-        f"\nbase {base.stat().st_size / 1e6:.0f} MB; image {first.name} {first.size / 1e6:.0f} MB, "
+        f"\nbase {base.name} {base.size / 1e6:.0f} MB, {'made' if base.built else 'from the cache'} in "
+        f"{base.seconds:.1f}s; image {first.name} {first.size / 1e6:.0f} MB, "
         f"{'built' if first.built else 'from the cache'} in {first.seconds:.1f}s, "
         f"then from the cache in {again.seconds:.1f}s; archive {first.archive}"
     )

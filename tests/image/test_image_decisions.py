@@ -155,14 +155,17 @@ def test_missing_prerequisites_say_why(which: dict[str, str | None], filesystems
     assert images.missing_prerequisites(which, filesystems) == reasons
 
 
-def test_the_private_engine_configuration_stays_below_its_root(tmp_path: Path) -> None:
-    files = images.engine_files(tmp_path, "runc")
-    env = images.engine_environment(tmp_path)
+def test_the_private_engine_configuration_stays_below_its_directories(tmp_path: Path) -> None:
+    root, run = tmp_path / "cache", tmp_path / "run"
+    files = images.engine_files(root, run, "runc")
+    env = images.engine_environment(root)
     assert sorted(Path(path).name for path in env.values()) == sorted(files)
-    assert all(Path(path).parent == tmp_path for path in env.values())
+    assert all(Path(path).parent == root for path in env.values())
     for text in files.values():
         for line in text.splitlines():
             if line.strip().endswith('"') and "/" in line and "=" in line:
-                assert str(tmp_path) in line, line
+                assert str(root) in line or str(run) in line, line
+    assert f'runroot = "{run}/storage"' in files["storage.conf"]
+    assert f'graphroot = "{root}/storage"' in files["storage.conf"]
     assert 'runtime = "runc"' in files["containers.conf"]
     assert "nofile=20000:20000" in files["containers.conf"]

@@ -100,8 +100,11 @@ def missing_prerequisites(which: Mapping[str, str | None], filesystems: str) -> 
     return reasons
 
 
-def engine_files(root: Path, runtime: str) -> dict[str, str]:
-    """Private podman configuration: storage, engine and registries, all below ``root``.
+def engine_files(root: Path, run: Path, runtime: str) -> dict[str, str]:
+    """Private podman configuration: storage, engine and registries below ``root``; run-time state below ``run``.
+
+    ``run`` belongs on a tmpfs (it is under /run when that is writable), as podman tells a reboot from a
+    restart by its state there having gone.
 
     ``runtime`` is runc: crun refuses the cgroup v1+v2 hybrid layout. The ulimits are the host's hard limits,
     since podman's defaults are higher and raising a limit needs a capability root may lack. No registry is
@@ -109,7 +112,7 @@ def engine_files(root: Path, runtime: str) -> dict[str, str]:
     """
     return {
         "storage.conf": (
-            f'[storage]\ndriver = "overlay"\ngraphroot = "{root / "storage"}"\nrunroot = "{root / "run"}"\n'
+            f'[storage]\ndriver = "overlay"\ngraphroot = "{root / "storage"}"\nrunroot = "{run / "storage"}"\n'
         ),
         "containers.conf": (
             "[containers]\n"
@@ -119,7 +122,7 @@ def engine_files(root: Path, runtime: str) -> dict[str, str]:
             'cgroup_manager = "cgroupfs"\n'
             'events_logger = "file"\n'
             f'events_logfile_path = "{root / "events.log"}"\n'
-            f'tmp_dir = "{root / "tmp"}"\n'
+            f'tmp_dir = "{run / "tmp"}"\n'
             "[network]\n"
             f'network_config_dir = "{root / "networks"}"\n'
         ),
@@ -275,9 +278,12 @@ class Engine:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or engine_dir()
-        for sub in ("storage", "run", "tmp", "networks"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        for name, text in engine_files(self.root, "runc").items():
+        self.run_dir = self.root / "run"
+        if os.access("/run", os.W_OK):
+            self.run_dir = Path("/run/cfs-csi") / hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        for sub in (self.root / "storage", self.root / "networks", self.run_dir / "storage", self.run_dir / "tmp"):
+            sub.mkdir(parents=True, exist_ok=True)
+        for name, text in engine_files(self.root, self.run_dir, "runc").items():
             path = self.root / name
             if not path.is_file() or path.read_text() != text:
                 path.write_text(text)
@@ -364,9 +370,14 @@ def _restore(engine: Engine, name: str, archive: Path, started: float) -> Image:
     return Image(name, archive, engine.size(name), time.monotonic() - started, built=False)
 
 
-def ensure_base(engine: Engine | None = None) -> tuple[str, Path]:
-    """The Debian base (name, tar), made by mmdebstrap when this week's is not cached (about 30 s)."""
-    engine = engine or Engine()
+def ensure_base() -> Image:
+    """The Debian base, made by mmdebstrap when this week's is not cached (about 30 s); its archive is the tar."""
+    with _locked():
+        return _ensure_base(Engine())
+
+
+def _ensure_base(engine: Engine) -> Image:
+    started, built = time.monotonic(), False
     key = base_key(datetime.date.today())
     name, tar = f"{BASE_NAME}:{key}", images_dir() / f"base-{key}.tar"
     if not tar.is_file():
@@ -375,10 +386,11 @@ def ensure_base(engine: Engine | None = None) -> tuple[str, Path]:
             _run(base_argv(Path(work) / "base.tar"), timeout=900)
             (Path(work) / "base.tar").rename(tar)
         _prune_archives("base", tar)
+        built = True
     if not engine.exists(name):
         engine.podman(["import", str(tar), name], timeout=300)
         engine.remove_other_tags(BASE_NAME, name)
-    return name, tar
+    return Image(name, tar, engine.size(name), time.monotonic() - started, built)
 
 
 def ensure_image(repo: Path = REPO) -> Image:
@@ -386,7 +398,7 @@ def ensure_image(repo: Path = REPO) -> Image:
     started = time.monotonic()
     with _locked():
         engine = Engine()
-        base_name, _ = ensure_base(engine)
+        base_name = _ensure_base(engine).name
         key = content_key(repo, context_files(repo), base_name)
         archive = images_dir() / f"cfs-csi-{key}.tar"
         if archive.is_file():
@@ -411,7 +423,7 @@ def ensure_provisioner_image(values: Path | None = None) -> Image:
         static = is_static_elf(f.read(1 << 16))
     with _locked():
         engine = Engine()
-        base_name = "scratch" if static else ensure_base(engine)[0]
+        base_name = "scratch" if static else _ensure_base(engine).name
         containerfile = provisioner_containerfile(static, base_name)
         key = content_key(binary.parent, [binary], f"{containerfile}\0{name}\0{TOOLS['csi-provisioner'].stamp}")
         archive = images_dir() / f"csi-provisioner-{key}.tar"
