@@ -181,8 +181,11 @@ async def test_a_cancelled_publish_keeps_its_target_locked_until_the_hung_mount_
     try:
         faulty.set("gate", "hang")
         async with CsiClient(driver.endpoint) as csi:
-            first = csi.node.NodePublishVolume(publish_request(volume("vol0"), path), timeout=2)
-            assert await code_of(first) == grpc.StatusCode.DEADLINE_EXCEEDED
+            first = csi.node.NodePublishVolume(publish_request(volume("vol0"), path))
+            await wait_for(pids.exists, "the mount to start")
+            first.cancel()  # the caller gives up (as it does at its deadline)
+            with pytest.raises(asyncio.CancelledError):
+                await first
             # The killed mount still waits on the server: a retry must not start a second one.
             retry = csi.node.NodePublishVolume(publish_request(volume("vol0"), path), timeout=5)
             assert await code_of(retry) == grpc.StatusCode.ABORTED

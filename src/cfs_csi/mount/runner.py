@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: How long a timed-out call waits for its killed command to be reaped before answering anyway (the command's
 #: locks stay held until it exits).
-_REAP_SECONDS = 1.0
+_REAP_SECONDS = 0.2
 
 
 @dataclass
