@@ -172,8 +172,9 @@ def gated_mount(root: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("fs_names", [["vol0", "gate"]])
+@pytest.mark.parametrize("gives_up", ["cancel", "deadline"])
 async def test_a_cancelled_publish_keeps_its_target_locked_until_the_hung_mount_exits(
-    mount_root: Path, faulty: faultyfs.Running
+    mount_root: Path, faulty: faultyfs.Running, gives_up: str
 ) -> None:
     bin_dir, pids = gated_mount(mount_root)
     driver = node_driver(mount_root, env=path_env(bin_dir))
@@ -181,14 +182,20 @@ async def test_a_cancelled_publish_keeps_its_target_locked_until_the_hung_mount_
     try:
         faulty.set("gate", "hang")
         async with CsiClient(driver.endpoint) as csi:
-            first = csi.node.NodePublishVolume(publish_request(volume("vol0"), path))
-            await wait_for(pids.exists, "the mount to start")
-            first.cancel()  # the caller gives up (as it does at its deadline)
-            with pytest.raises(asyncio.CancelledError):
-                await first
-            # The killed mount still waits on the server: a retry must not start a second one.
-            retry = csi.node.NodePublishVolume(publish_request(volume("vol0"), path), timeout=5)
-            assert await code_of(retry) == grpc.StatusCode.ABORTED
+            if gives_up == "cancel":
+                first = csi.node.NodePublishVolume(publish_request(volume("vol0"), path))
+                await wait_for(pids.exists, "the mount to start")
+                first.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await first
+            else:
+                first = csi.node.NodePublishVolume(publish_request(volume("vol0"), path), timeout=4)
+                assert await code_of(first) == grpc.StatusCode.DEADLINE_EXCEEDED
+            # The killed mount still waits on the server: retries must not start a second one.
+            for _ in range(5):
+                retry = csi.node.NodePublishVolume(publish_request(volume("vol0"), path), timeout=3)
+                assert await code_of(retry) == grpc.StatusCode.ABORTED
+                await asyncio.sleep(0.2)
             assert len(pids.read_text().split()) == 1
             faulty.set("gate", "ok")
 
