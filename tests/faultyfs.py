@@ -176,10 +176,7 @@ def _mount(mountpoint: str) -> int:
     return fd
 
 
-def _control(fs: FaultyFs, path: str) -> None:
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(16)
+def _control(fs: FaultyFs, server: socket.socket) -> None:
     while True:
         conn, _ = server.accept()
         with conn:
@@ -205,7 +202,12 @@ def _control(fs: FaultyFs, path: str) -> None:
 def main(argv: list[str]) -> None:
     mountpoint, control, *names = argv
     fs = FaultyFs(_mount(mountpoint), names)
-    threading.Thread(target=_control, args=(fs, control), daemon=True).start()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(control):
+        os.unlink(control)  # left by a server that died
+    server.bind(control)  # before "ready": the caller may send a command at once
+    server.listen(16)
+    threading.Thread(target=_control, args=(fs, server), daemon=True).start()
     print("ready", flush=True)
     fs.serve()
 
