@@ -231,7 +231,7 @@ def kubelet_argv(kubelet: Path, layout: Layout, kubeconfig: Path, node_name: str
     return [
         str(kubelet), f"--config={layout.root / 'kubelet.yaml'}", f"--kubeconfig={kubeconfig}",
         f"--root-dir={KUBELET_DIR}", f"--cert-dir={layout.root / 'kubelet-pki'}",
-        f"--hostname-override={node_name}", "--node-ip=127.0.0.1", "--cloud-provider=external", "--v=1",
+        f"--hostname-override={node_name}", "--cloud-provider=external", "--v=1",
     ]  # fmt: skip
 
 
