@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""Regenerate the Python CSI stubs from ``proto/csi.proto``.
+"""Regenerate the committed Python stubs from ``proto/*.proto``.
 
-Why this exists: the gRPC/protobuf modules under ``src/cfs_csi/csi/`` are
-generated code that we commit, so the driver can be installed without
-grpcio-tools. This script is the single, reproducible way to rebuild them
-(``grpc_tools.protoc``), and ``--check`` lets CI/tests prove the committed files match the .proto.
+Why this exists: the gRPC/protobuf modules are generated code that we commit, so the driver can be installed
+without grpcio-tools. This script is the single, reproducible way to rebuild them (``grpc_tools.protoc``), and
+``--check`` lets CI/tests prove the committed files match the .proto files.
 
-Outputs: ``csi_pb2.py``, ``csi_pb2.pyi`` (protoc ``--pyi_out``) and
-``csi_pb2_grpc.py``. No typed stub is generated for the gRPC module on
-purpose: typed stubs declare the servicer methods abstract, while we rely on
-the generated base classes answering UNIMPLEMENTED for the RPCs we do not
-serve. protoc emits ``import csi_pb2`` in the gRPC
-modules; that is rewritten to a package import so they work inside
-``cfs_csi.csi``.
+Two protocols, each into a package of its own:
+
+- ``proto/csi.proto`` -> ``src/cfs_csi/csi/`` (the CSI API the driver serves);
+- ``proto/pluginregistration.proto`` -> ``src/cfs_csi/registration/`` (the kubelet's plugin registration, which
+  the node plugin serves itself instead of running node-driver-registrar).
+
+Outputs per protocol: ``<name>_pb2.py``, ``<name>_pb2.pyi`` (protoc ``--pyi_out``) and ``<name>_pb2_grpc.py``.
+No typed stub is generated for the gRPC module on purpose: typed stubs declare the servicer methods abstract,
+while we rely on the generated base classes answering UNIMPLEMENTED for the RPCs we do not serve. protoc emits
+``import <name>_pb2`` in the gRPC modules; that is rewritten to a package import so they work inside their
+package.
 
 Usage::
 
@@ -26,38 +29,53 @@ import argparse
 import re
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = REPO_ROOT / "proto"
-PROTO_FILE = "csi.proto"
-OUT_DIR = REPO_ROOT / "src" / "cfs_csi" / "csi"
-PACKAGE = "cfs_csi.csi"
-
-BASE_OUTPUTS = ("csi_pb2.py", "csi_pb2.pyi", "csi_pb2_grpc.py")
-
-# Matches protoc's top-level sibling import, e.g. "import csi_pb2 as csi__pb2".
-_SIBLING_IMPORT = re.compile(r"^import csi_pb2( as \w+)?$", re.MULTILINE)
 
 
-def _fix_sibling_imports(out_dir: Path) -> None:
-    """Turn ``import csi_pb2`` into ``from cfs_csi.csi import csi_pb2``."""
-    for name in ("csi_pb2_grpc.py",):
-        path = out_dir / name
-        if not path.exists():
-            continue
-        text = path.read_text(encoding="utf-8")
-        fixed = _SIBLING_IMPORT.sub(lambda m: f"from {PACKAGE} import csi_pb2{m.group(1) or ''}", text)
-        if fixed != text:
-            path.write_text(fixed, encoding="utf-8")
+@dataclass(frozen=True)
+class Protocol:
+    """One .proto file and the package its stubs live in."""
+
+    stem: str  # proto/<stem>.proto
+    package: str  # cfs_csi.<x>
+
+    @property
+    def proto_file(self) -> str:
+        return f"{self.stem}.proto"
+
+    @property
+    def out_dir(self) -> Path:
+        return REPO_ROOT / "src" / Path(*self.package.split("."))
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (f"{self.stem}_pb2.py", f"{self.stem}_pb2.pyi", f"{self.stem}_pb2_grpc.py")
 
 
-def generate(out_dir: Path) -> list[str]:
-    """Run protoc into ``out_dir``; return the names of the files produced."""
+PROTOCOLS = (Protocol("csi", "cfs_csi.csi"), Protocol("pluginregistration", "cfs_csi.registration"))
+
+
+def _fix_sibling_imports(protocol: Protocol, out_dir: Path) -> None:
+    """Turn ``import <stem>_pb2`` into ``from <package> import <stem>_pb2``."""
+    sibling = re.compile(rf"^import {protocol.stem}_pb2( as \w+)?$", re.MULTILINE)
+    path = out_dir / f"{protocol.stem}_pb2_grpc.py"
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8")
+    fixed = sibling.sub(lambda m: f"from {protocol.package} import {protocol.stem}_pb2{m.group(1) or ''}", text)
+    if fixed != text:
+        path.write_text(fixed, encoding="utf-8")
+
+
+def generate(protocol: Protocol, out_dir: Path) -> list[str]:
+    """Run protoc for one protocol into ``out_dir``; return the names of the files produced."""
     from grpc_tools import protoc  # imported lazily: dev-only dependency
 
     bundled_protos = Path(protoc.__file__).resolve().parent / "_proto"
-
     args = [
         "grpc_tools.protoc",
         f"--proto_path={PROTO_DIR}",
@@ -65,30 +83,29 @@ def generate(out_dir: Path) -> list[str]:
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        protocol.proto_file,
     ]
-    produced = list(BASE_OUTPUTS)
-    args.append(PROTO_FILE)
-
     rc = protoc.main(args)
     if rc != 0:
-        raise SystemExit(f"protoc failed with exit code {rc}")
-    _fix_sibling_imports(out_dir)
-    return produced
+        raise SystemExit(f"protoc failed for {protocol.proto_file} with exit code {rc}")
+    _fix_sibling_imports(protocol, out_dir)
+    return list(protocol.outputs)
 
 
 def check() -> int:
     """Regenerate into a temp dir and compare with the committed stubs."""
-    with tempfile.TemporaryDirectory(prefix="cfs-csi-proto-") as tmp:
-        tmp_dir = Path(tmp)
-        stale = [
-            name
-            for name in generate(tmp_dir)
-            if not (OUT_DIR / name).is_file() or (OUT_DIR / name).read_bytes() != (tmp_dir / name).read_bytes()
-        ]
+    stale: list[str] = []
+    for protocol in PROTOCOLS:
+        with tempfile.TemporaryDirectory(prefix="cfs-csi-proto-") as tmp:
+            tmp_dir = Path(tmp)
+            for name in generate(protocol, tmp_dir):
+                committed = protocol.out_dir / name
+                if not committed.is_file() or committed.read_bytes() != (tmp_dir / name).read_bytes():
+                    stale.append(str(committed.relative_to(REPO_ROOT)))
     if stale:
         print(f"stale generated files (run scripts/gen_proto.py): {', '.join(stale)}", file=sys.stderr)
         return 1
-    print("generated CSI stubs are up to date")
+    print("generated stubs are up to date")
     return 0
 
 
@@ -102,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if opts.check:
         return check()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    for name in generate(OUT_DIR):
-        print(f"wrote {(OUT_DIR / name).relative_to(REPO_ROOT)}")
+    for protocol in PROTOCOLS:
+        protocol.out_dir.mkdir(parents=True, exist_ok=True)
+        for name in generate(protocol, protocol.out_dir):
+            print(f"wrote {(protocol.out_dir / name).relative_to(REPO_ROOT)}")
     return 0
 
 

@@ -78,7 +78,7 @@ def start_driver(
     argv = [
         sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "serve",
         "--endpoint", f"unix://{sock}", "--node-id", "test-node", "--state-dir", str(state),
-        "--kubelet-dir", str(pods.parent), *extra,
+        "--kubelet-dir", str(pods.parent), "--no-register", *extra,  # several drivers may share a root: pass --register
     ]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})

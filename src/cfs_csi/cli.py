@@ -8,11 +8,12 @@ import socket
 import sys
 from pathlib import Path
 
-from cfs_csi import __version__, logsetup
+from cfs_csi import DRIVER_NAME, __version__, logsetup
 from cfs_csi.cloud.factory import add_backend_arguments, backend_from_arguments
 from cfs_csi.driver.node import NodeTimeouts
-from cfs_csi.driver.server import NodeConfig, build_server, serve
+from cfs_csi.driver.server import NodeConfig, build_server, serve, socket_path
 from cfs_csi.mount.mounter import BindMounter, Mounter, NfsMounter
+from cfs_csi.registration.server import Registrar, plugin_info, registration_socket
 from cfs_csi.volume.exports import ExportRoot
 
 
@@ -46,6 +47,26 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--stats-timeout", type=float, default=NodeTimeouts.stats)
     p.add_argument("--grace", type=float, default=30.0, help="seconds to drain in-flight calls on SIGTERM")
     p.add_argument(
+        "--register",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="node: register with the kubelet through <kubelet-dir>/plugins_registry/<driver>-reg.sock "
+        "(turn off where node-driver-registrar does it)",
+    )
+    p.add_argument(
+        "--kubelet-registration-path",
+        default=None,
+        help="node: the CSI socket's path as the kubelet sees it, when it differs from --endpoint's "
+        "(a container's /csi/csi.sock is the host's <kubelet-dir>/plugins/<driver>/csi.sock)",
+    )
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="serve GET /healthz on this port (200 when the CSI socket answers Probe and, on a node, the "
+        "registration socket is in place; 503 otherwise); 0: off",
+    )
+    p.add_argument(
         "--probe-cloud",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -76,8 +97,16 @@ def _run_serve(args: argparse.Namespace) -> int:
             timeouts=timeouts,
         )
 
+    registrar = None
+    if node is not None and args.register:
+        csi_socket = args.kubelet_registration_path or socket_path(args.endpoint)
+        if not csi_socket.startswith("/"):
+            raise ValueError(f"--kubelet-registration-path {csi_socket!r} must be an absolute path")
+        registrar = Registrar(registration_socket(args.kubelet_dir, DRIVER_NAME), plugin_info(DRIVER_NAME, csi_socket))
+
     async def main() -> None:
-        await serve(build_server(storage, node, probe_storage=args.probe_cloud), args.endpoint, grace=args.grace)
+        server = build_server(storage, node, probe_storage=args.probe_cloud)
+        await serve(server, args.endpoint, grace=args.grace, registrar=registrar, health_port=args.health_port)
 
     asyncio.run(main())
     return 0

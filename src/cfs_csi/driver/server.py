@@ -17,6 +17,7 @@ import grpc
 from cfs_csi.cloud.base import FileStorage
 from cfs_csi.csi import csi_pb2_grpc
 from cfs_csi.driver.controller import ControllerServicer
+from cfs_csi.driver.health import Check, HealthServer, csi_probe
 from cfs_csi.driver.identity import IdentityServicer, ReadinessCheck
 from cfs_csi.driver.interceptor import CsiInterceptor
 from cfs_csi.driver.locks import TargetLocks
@@ -25,6 +26,7 @@ from cfs_csi.driver.published import PublishedVolumes
 from cfs_csi.mount import runner
 from cfs_csi.mount.mounter import Mounter
 from cfs_csi.mount.targets import PodsDir
+from cfs_csi.registration.server import Registrar
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +96,25 @@ def remove_stale_socket(path: str) -> None:
     raise RuntimeError(f"another process is serving on {path}")
 
 
-async def serve(server: grpc.aio.Server, endpoint: str, grace: float = 30.0) -> None:
-    """Serve until SIGTERM or SIGINT, then let in-flight calls finish (up to ``grace`` s) and clean up."""
+async def serve(
+    server: grpc.aio.Server,
+    endpoint: str,
+    grace: float = 30.0,
+    registrar: Registrar | None = None,
+    health_port: int = 0,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight calls finish (up to ``grace`` s) and clean up.
+
+    ``registrar``: also register with the kubelet once the CSI socket answers (the kubelet calls it at once), and
+    unregister first on the way out. ``health_port``: also serve ``GET /healthz`` there (0: not at all).
+    """
     path = socket_path(endpoint)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     remove_stale_socket(path)
+    if registrar is not None:
+        remove_stale_socket(str(registrar.path))  # before serving anything: a refusal leaves no socket behind
     stop = asyncio.Event()
+    health: HealthServer | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -107,7 +122,17 @@ async def serve(server: grpc.aio.Server, endpoint: str, grace: float = 30.0) -> 
         server.add_insecure_port(f"unix://{path}")
         await server.start()
         log.info("serving CSI on unix://%s", path)
+        if registrar is not None:
+            await registrar.start()
+        if health_port:
+            checks: list[Check] = [csi_probe(path)]
+            if registrar is not None:
+                checks.append(registrar.problem)
+            health = HealthServer(health_port, checks)
+            await health.start()
         await stop.wait()
+        if registrar is not None:
+            await registrar.stop()  # the kubelet forgets the driver: no new calls while we drain
         log.info("stopping: draining in-flight calls (up to %.0fs)", grace)
         await server.stop(grace)
         # A mount or unmount still running would outlive the plugin (it runs in a session of its own): kill it, so
@@ -119,6 +144,10 @@ async def serve(server: grpc.aio.Server, endpoint: str, grace: float = 30.0) -> 
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if registrar is not None:
+            await registrar.stop()
+        if health is not None:
+            await health.stop()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         log.info("stopped")

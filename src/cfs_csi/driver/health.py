@@ -1,0 +1,128 @@
+"""An HTTP liveness endpoint (``GET /healthz``), so the pods need no livenessprobe sidecar.
+
+``/healthz`` answers 200 when the plugin's own CSI socket answers ``Probe`` with "ready" (the call goes through
+the real socket, as the kubelet's and the sidecars' calls do: a wedged gRPC server fails it) and every extra
+check passes (the node's registration socket is in place); 503 otherwise, with a one-line reason. The port is
+reachable from the node's network (the node pod uses the host network), so the server answers nothing else,
+reads at most a few KiB per request with a deadline, and says nothing secret.
+
+Parsing a request into a route is a pure function; :class:`HealthServer` does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from cfs_csi.csi import csi_pb2, csi_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+READ_LIMIT = 8192  # bytes of request line + headers
+READ_TIMEOUT = 5.0
+PROBE_TIMEOUT = 10.0
+
+#: A check: None when fine, else why not (one line, no secrets).
+Check = Callable[[], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    reason: str
+    body: str
+
+
+def route(request_line: str) -> Reply | None:
+    """The reply for a request line that is not a health check; None for ``GET``/``HEAD /healthz``."""
+    parts = request_line.split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        return Reply(400, "Bad Request", "bad request\n")
+    method, target = parts[0], parts[1].split("?", 1)[0]
+    if target != "/healthz":
+        return Reply(404, "Not Found", "not found\n")
+    if method not in ("GET", "HEAD"):
+        return Reply(405, "Method Not Allowed", "method not allowed\n")
+    return None
+
+
+def verdict(problems: Sequence[str]) -> Reply:
+    if problems:
+        return Reply(503, "Service Unavailable", "; ".join(problems) + "\n")
+    return Reply(200, "OK", "ok\n")
+
+
+def render(reply: Reply, head_only: bool = False) -> bytes:
+    body = reply.body.encode()
+    head = (
+        f"HTTP/1.1 {reply.status} {reply.reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    return head if head_only else head + body
+
+
+def csi_probe(socket_path: str, timeout: float = PROBE_TIMEOUT) -> Check:
+    """A check that calls ``Probe`` on our own CSI socket."""
+
+    async def check() -> str | None:
+        try:
+            async with grpc.aio.insecure_channel(f"unix://{socket_path}") as channel:
+                response = await csi_pb2_grpc.IdentityStub(channel).Probe(csi_pb2.ProbeRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            return f"CSI Probe failed: {exc.code().name}"
+        # CSI: an absent "ready" means ready.
+        if response.HasField("ready") and not response.ready.value:
+            return "CSI Probe: not ready"
+        return None
+
+    return check
+
+
+class HealthServer:
+    def __init__(self, port: int, checks: Sequence[Check], host: str | None = None) -> None:
+        self._port, self._host, self._checks = port, host, list(checks)
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self._host, self._port, limit=READ_LIMIT)
+        log.info("serving /healthz on port %d", self._port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _problems(self) -> list[str]:
+        found = []
+        for check in self._checks:
+            problem = await check()
+            if problem:
+                found.append(problem)
+        return found
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                line = (await reader.readline()).decode("latin-1")
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass  # headers: read (bounded by the stream's limit) and ignored
+            reply = route(line)
+            if reply is None:
+                problems = await self._problems()
+                reply = verdict(problems)
+                if problems:
+                    log.warning("health check failed: %s", "; ".join(problems))
+            writer.write(render(reply, head_only=line.startswith("HEAD ")))
+            await writer.drain()
+        except (TimeoutError, ValueError, asyncio.LimitOverrunError, ConnectionError):
+            pass  # a slow, oversized or vanished client gets nothing
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
