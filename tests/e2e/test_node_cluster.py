@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from cfs_csi.devcluster import node, ociimage
@@ -114,6 +115,43 @@ def test_a_host_network_pod_runs_on_the_real_node_and_its_log_comes_through_the_
         build = f"{node_cluster.kubelet_build:.0f}s" if node_cluster.kubelet_build is not None else "cached"
         print(f"\nreal node: kubelet build {build}; start to Node Ready {node_cluster.start_to_ready:.1f}s; "
               f"pod create to Running {to_running:.1f}s")  # fmt: skip
+
+
+def test_a_pod_gets_a_bound_token_and_reaches_the_api_server_on_loopback(
+    node_cluster: NodeCluster, kube: Kube, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """The kubelet got the pod a token bound to it (TokenRequest, allowed by the Node authorizer), and the API
+    server is reachable from the pod at the address :func:`node.api_server_env` gives (no kube-proxy here).
+
+    The token goes to a hostPath under the test's directory, never to a log; the test then presents it itself.
+    """
+    namespace = ready_namespace(kube, "node-api")
+    out = tmp_path / "out"
+    out.mkdir()
+    # Plain HTTP to the TLS port: the API server's answer (400) proves the address reaches it; busybox has no
+    # TLS client the API server accepts.
+    script = ("cp /var/run/secrets/kubernetes.io/serviceaccount/token /out/token && "
+              'wget -O /dev/null "http://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/" 2>&1 '
+              "| grep -q '400 Bad Request' && echo reached")  # fmt: skip
+    body = busybox_pod("api-client", script, [{"name": "out", "hostPath": {"path": str(out), "type": "Directory"}}],
+                       [{"name": "out", "mountPath": "/out"}])  # fmt: skip
+    env = node.api_server_env(control_plane.server)
+    body["spec"]["containers"][0]["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    created = kube.core.create_namespaced_pod(namespace, body)
+    try:
+        wait_for("the pod finished", lambda: phase(kube, namespace, "api-client") in {"Succeeded", "Failed"})
+        log = kube.core.read_namespaced_pod_log("api-client", namespace)
+        assert phase(kube, namespace, "api-client") == "Succeeded", log
+        assert log.split() == ["reached"]
+        review = k8s.AuthenticationV1Api(kube.api).create_token_review(
+            k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=(out / "token").read_text().strip()))
+        )
+        assert review.status.authenticated, review.status.error
+        assert review.status.user.username == f"system:serviceaccount:{namespace}:default"
+        assert review.status.user.extra["authentication.kubernetes.io/pod-uid"] == [created.metadata.uid]
+        assert review.status.user.extra["authentication.kubernetes.io/node-name"] == [node_cluster.node.name]
+    finally:
+        kube.core.delete_namespaced_pod("api-client", namespace, grace_period_seconds=0)
 
 
 @pytest.mark.parametrize("containerd_crashed", [False, True], ids=["orderly", "containerd-killed-first"])

@@ -20,6 +20,7 @@ from cfs_csi.devcluster.node import (
     Layout,
     ProcInfo,
     addresses_patch,
+    api_server_env,
     containerd_config,
     initialized_taints_patch,
     kubelet_config,
@@ -198,3 +199,11 @@ def test_archive_is_an_oci_layout_whose_digests_match_and_names_each_image() -> 
         assert config["rootfs"]["diff_ids"] == [layer_descriptor["digest"]]  # uncompressed: diff id = digest
         entrypoints.append(config["config"]["Entrypoint"])
     assert entrypoints == [None, list(ociimage.PAUSE_COMMAND)]
+
+
+def test_api_server_env_points_at_the_loopback_api_server() -> None:
+    assert api_server_env("https://127.0.0.1:6443") == {
+        "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}  # fmt: skip
+    for bad in ("http://127.0.0.1:6443", "https://127.0.0.1", "127.0.0.1:6443"):
+        with pytest.raises(ValueError, match="not an https URL"):
+            api_server_env(bad)

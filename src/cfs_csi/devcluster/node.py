@@ -31,6 +31,7 @@ import signal
 import ssl
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,18 @@ def initialized_taints_patch(node: Mapping[str, Any]) -> dict[str, Any] | None:
     if len(kept) == len(taints):
         return None
     return {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]}, "spec": {"taints": kept or None}}
+
+
+def api_server_env(server: str) -> dict[str, str]:
+    """The environment that points in-cluster clients of a pod at the API server itself.
+
+    Without kube-proxy nothing routes the ``kubernetes`` Service's ClusterIP; a ``hostNetwork`` pod reaches the
+    dev API server on its loopback address instead, and an explicit container env wins over the kubelet's.
+    """
+    url = urllib.parse.urlsplit(server)
+    if url.scheme != "https" or not url.hostname or not url.port:
+        raise ValueError(f"not an https URL with a host and a port: {server!r}")
+    return {"KUBERNETES_SERVICE_HOST": url.hostname, "KUBERNETES_SERVICE_PORT": str(url.port)}
 
 
 def kubelet_argv(kubelet: Path, layout: Layout, kubeconfig: Path, node_name: str) -> list[str]:
