@@ -117,6 +117,25 @@ def test_a_host_network_pod_runs_on_the_real_node_and_its_log_comes_through_the_
               f"pod create to Running {to_running:.1f}s")  # fmt: skip
 
 
+def test_pods_survive_a_kubelet_restart_and_new_ones_start(node_cluster: NodeCluster, kube: Kube) -> None:
+    namespace = ready_namespace(kube, "node-restart")
+    kube.core.create_namespaced_pod(namespace, busybox_pod("before", LONG_RUNNING.format(work="true"), [], []))
+    try:
+        wait_for("the first pod Running", lambda: phase(kube, namespace, "before") == "Running", timeout=120)
+        old = node_cluster.node.process("kubelet").popen.pid
+        kubelet = node_cluster.node.restart_kubelet()
+        assert kubelet.popen.pid != old and kubelet.alive()
+        kube.core.create_namespaced_pod(namespace, busybox_pod("after", LONG_RUNNING.format(work="true"), [], []))
+        wait_for("the second pod Running", lambda: phase(kube, namespace, "after") == "Running", timeout=120)
+        assert phase(kube, namespace, "before") == "Running"
+        node_cluster.node.check()
+    finally:
+        for name in ("before", "after"):
+            kube.core.delete_namespaced_pod(name, namespace)
+        for name in ("before", "after"):
+            wait_for(f"pod {name} deleted", lambda n=name: gone(kube, namespace, n), timeout=60)
+
+
 def test_a_pod_gets_a_bound_token_and_reaches_the_api_server_on_loopback(
     node_cluster: NodeCluster, kube: Kube, control_plane: ControlPlane, tmp_path: Path
 ) -> None:

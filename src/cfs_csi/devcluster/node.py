@@ -398,6 +398,7 @@ class Node:
     tunables_at_start: dict[str, str] = field(default_factory=dict)  # the host's values, never changed
     processes: list[Process] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
+    kubelet_command: list[str] = field(default_factory=list)  # inside the node (no nsenter prefix)
 
     def enter(self) -> list[str]:
         """The argv prefix that runs a program inside the node's mount namespace."""
@@ -428,6 +429,17 @@ class Node:
     def process(self, name: str) -> Process:
         [found] = [p for p in self.processes if p.name == name]
         return found
+
+    def restart_kubelet(self, while_stopped: Callable[[], object] | None = None) -> Process:
+        """Stop the kubelet (its pods keep running, as on a real node), run ``while_stopped``, start it again."""
+        old = self.process("kubelet")
+        old.stop()
+        self.processes.remove(old)
+        if while_stopped is not None:
+            while_stopped()
+        kubelet = spawn("kubelet", [*self.enter(), *self.kubelet_command], self.layout.logs)
+        self.processes.append(kubelet)
+        return kubelet
 
     def _containerd_alive(self) -> bool:
         return any(p.name == "containerd" and p.alive() for p in self.processes)
@@ -634,8 +646,8 @@ def start(plane: ControlPlane, tools: Mapping[str, Path], name: str = NODE_NAME,
             "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0", "--v=1",
         ], layout.logs))  # fmt: skip
 
-        kubelet = spawn("kubelet", [*node.enter(), *kubelet_argv(tools["kubelet"], layout, kubeconfig, name)],
-                        layout.logs)  # fmt: skip
+        node.kubelet_command = kubelet_argv(tools["kubelet"], layout, kubeconfig, name)
+        kubelet = spawn("kubelet", [*node.enter(), *node.kubelet_command], layout.logs)
         node.processes.append(kubelet)
         tls = ssl.create_default_context(cafile=str(plane.pki.ca_cert))
         tls.load_cert_chain(str(plane.pki.admin_cert), str(plane.pki.admin_key))
