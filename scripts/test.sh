@@ -32,8 +32,9 @@ ensure_debs() {
 # One line per feature (add yours below):
 ensure_debs podman mmdebstrap runc  # image builds (tests/image: our image and csi-provisioner's, cached)
 ensure_debs containerd runc containernetworking-plugins busybox-static  # the real node of the e2e suite
-# The ecosystem's Go programs (csi-sanity, etcd, kube-apiserver, kube-controller-manager, csi-provisioner, helm),
-# built by package name from the Go module proxy once and cached in ${CFS_CSI_CACHE:-~/.cache/cfs-csi}.
+# The ecosystem's Go programs (csi-sanity, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+# csi-provisioner, helm), built by package name from the Go module proxy once and cached in
+# ${CFS_CSI_CACHE:-~/.cache/cfs-csi}.
 # A failed build does not stop the run: the e2e tests then report themselves skipped with go's error.
 start=$SECONDS
 if ! bin_dir="$(.venv/bin/cfs-csi dev-cluster tools)"; then
