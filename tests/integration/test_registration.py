@@ -107,6 +107,21 @@ def test_the_endpoint_defaults_to_the_csi_socket_and_registration_can_be_turned_
         stop_gracefully(driver)
 
 
+def test_a_kubelet_directory_as_deep_as_a_socket_path_allows(mount_root: Path) -> None:
+    """The final path fits in a unix socket address (107 bytes); the hidden name it is made under would not."""
+    deep = mount_root / ("d" * (107 - 1 - len(str(mount_root)) - len("/plugins_registry/") - len(f"{DRIVER}-reg.sock")))
+    (deep / "pods").mkdir(parents=True)
+    path = deep / "plugins_registry" / f"{DRIVER}-reg.sock"
+    assert len(str(path)) == 107
+    driver = node(mount_root, "--kubelet-dir", str(deep))
+    try:
+        wait_until("the registration socket", path.is_socket)
+        assert kubelet_call(path)[0].name == DRIVER
+    finally:
+        stop_gracefully(driver)
+    assert not path.exists()
+
+
 def test_a_socket_someone_else_put_there_is_left_alone(mount_root: Path) -> None:
     driver = node(mount_root)
     path = registration_socket(mount_root)

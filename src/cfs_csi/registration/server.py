@@ -141,18 +141,26 @@ class Registrar:
     async def _create(self) -> None:
         if self._server is not None:
             await self._server.stop(0)
-        hidden = hidden_name(self.path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(hidden)  # our own pid's name: a leftover of this very process
-        server = grpc.aio.server()
-        pluginregistration_pb2_grpc.add_RegistrationServicer_to_server(self.servicer, server)
-        server.add_insecure_port(f"unix://{hidden}")
-        await server.start()
-        self._server = server
+            self._server = None
+        hidden = hidden_name(self.path).name
+        # Everything through a descriptor of the directory: a unix socket's path is limited to 107 bytes, and a
+        # deep kubelet directory plus the hidden name can pass that; /proc/self/fd/<n>/<name> never does.
+        directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.link(hidden, self.path)  # never replaces: EEXIST if someone put a file there meanwhile
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(hidden, dir_fd=directory)  # our own pid's name: a leftover of this very process
+            server = grpc.aio.server()
+            pluginregistration_pb2_grpc.add_RegistrationServicer_to_server(self.servicer, server)
+            server.add_insecure_port(f"unix:///proc/self/fd/{directory}/{hidden}")
+            await server.start()
+            self._server = server
+            try:
+                # Never replaces: EEXIST if someone put a file there meanwhile.
+                os.link(hidden, self.path.name, src_dir_fd=directory, dst_dir_fd=directory)
+            finally:
+                os.unlink(hidden, dir_fd=directory)
         finally:
-            os.unlink(hidden)
+            os.close(directory)
         self._ours = file_id(self.path)
         log.info("serving kubelet registration on %s", self.path)
 
