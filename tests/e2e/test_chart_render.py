@@ -176,13 +176,23 @@ def test_node_plugin_pod(helm: Path) -> None:
         "cfs-csi-node", False, True,
     )  # fmt: skip
     assert spec["tolerations"] == [{"operator": "Exists"}]
-    registrar = container(node, "driver-registrar")["args"]
-    assert "--kubelet-registration-path=/var/lib/kubelet/plugins/com.tencent.cloud.csi.cfs/csi.sock" in registrar
+    # Only our container: it registers itself with the kubelet and serves its own liveness check.
+    assert [c["name"] for c in spec["containers"]] == ["csi-cfs"]
     plugin = container(node, "csi-cfs")
     assert plugin["args"][:3] == ["serve", "--component=node", "--mounter=nfs"]
+    assert "--kubelet-registration-path=/var/lib/kubelet/plugins/com.tencent.cloud.csi.cfs/csi.sock" in plugin["args"]
+    assert "--endpoint=unix:///csi/csi.sock" in plugin["args"] and "--health-port=29653" in plugin["args"]
+    assert "--no-register" not in plugin["args"]
+    assert plugin["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert plugin["ports"] == [{"name": "healthz", "containerPort": 29653}]
     assert plugin["securityContext"]["privileged"] is True
     mounts = {m["mountPath"]: m for m in plugin["volumeMounts"]}
     assert mounts["/var/lib/kubelet/pods"]["mountPropagation"] == "Bidirectional"
+    # The plugin makes <kubelet dir>/plugins_registry/<driver>-reg.sock; /csi is the host's plugin directory.
+    assert {path: m["name"] for path, m in mounts.items()} == {
+        "/csi": "plugin-dir", "/var/lib/kubelet/pods": "pods-mount-dir",
+        "/var/lib/kubelet/plugins_registry": "registration-dir",
+    }  # fmt: skip
     # The plugin acts only below the pods directory it is given, which is the one mounted into it.
     assert "--kubelet-dir=/var/lib/kubelet" in plugin["args"]
     volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"]}
@@ -202,7 +212,33 @@ def test_node_plugin_pod(helm: Path) -> None:
     }  # fmt: skip
     moved_plugin = container(moved, "csi-cfs")
     assert "--kubelet-dir=/data/kubelet" in moved_plugin["args"]
-    assert {m["mountPath"] for m in moved_plugin["volumeMounts"]} >= {"/data/kubelet/pods"}
+    assert (
+        "--kubelet-registration-path=/data/kubelet/plugins/com.tencent.cloud.csi.cfs/csi.sock" in moved_plugin["args"]
+    )
+    assert {m["mountPath"] for m in moved_plugin["volumeMounts"]} >= {
+        "/data/kubelet/pods",
+        "/data/kubelet/plugins_registry",
+    }
+
+
+def test_node_plugin_pod_with_the_upstream_sidecars(helm: Path) -> None:
+    node = one(render(helm, node__upstreamSidecars="true", node__healthPort="9999"), "DaemonSet",
+               "csi-nodeplugin-cfsplugin")  # fmt: skip
+    assert [c["name"] for c in pod(node)["containers"]] == ["driver-registrar", "csi-cfs", "liveness-probe"]
+    registrar = container(node, "driver-registrar")
+    assert (
+        "--kubelet-registration-path=/var/lib/kubelet/plugins/com.tencent.cloud.csi.cfs/csi.sock" in registrar["args"]
+    )
+    assert {m["mountPath"]: m["name"] for m in registrar["volumeMounts"]} == {
+        "/csi": "plugin-dir", "/registration": "registration-dir",
+    }  # fmt: skip
+    plugin = container(node, "csi-cfs")
+    assert "--no-register" in plugin["args"]
+    assert not [a for a in plugin["args"] if a.startswith(("--health-port", "--kubelet-registration-path"))]
+    assert "/var/lib/kubelet/plugins_registry" not in {m["mountPath"] for m in plugin["volumeMounts"]}
+    assert plugin["livenessProbe"]["httpGet"]["port"] == "healthz"  # served by the sidecar, in the same pod
+    assert "--health-port=9999" in container(node, "liveness-probe")["args"]
+    assert plugin["ports"] == [{"name": "healthz", "containerPort": 9999}]
 
 
 def test_cloud_credentials_come_from_a_secret_volume_only(helm: Path) -> None:
@@ -284,6 +320,7 @@ def test_deleting_the_vendor_drivers_volumes_is_the_admins_choice(helm: Path) ->
         ({"cloud.credentials.secretid": "AKID"}, "additional properties 'secretid' not allowed"),  # a typo
         ({"cloud.endpoint": "cfs.tencentcloudapi.com"}, "/cloud/endpoint"),  # no scheme
         ({"node.kubeletDir": "var/lib/kubelet"}, "/node/kubeletDir"),
+        ({"node.upstreamSidecars": "yes"}, "/node/upstreamSidecars"),
         ({"controller.deleteVendorVolumes": "yes"}, "/controller/deleteVendorVolumes"),
         ({"sidecars.provisioner[0].minKube": "v1.20"}, "/sidecars/provisioner/0/minKube"),
     ],
