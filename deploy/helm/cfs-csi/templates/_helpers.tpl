@@ -46,6 +46,9 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 
 {{/* The Secret with cloud keys, if any: an existing one, or the one this chart makes from values. */}}
 {{- define "cfs-csi.credentialsSecret" -}}
+{{- if .Values.emulator.enabled -}}
+cfs-csi-emulator-credentials
+{{- else -}}
 {{- with .Values.cloud.credentials -}}
 {{- if .existingSecret -}}
 {{ .existingSecret }}
@@ -54,16 +57,23 @@ cfs-csi-cloud-credentials
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
 
 {{/* Flags of the tencent backend, shared by the controller plugin and the operator. */}}
 {{- define "cfs-csi.cloudArgs" -}}
 - --backend=tencent
+{{- if .Values.emulator.enabled }}
+- --cfs-endpoint=http://127.0.0.1:{{ .Values.emulator.port }}  # the emulator in this pod
+- --region={{ .Values.emulator.region }}
+- --zone={{ .Values.emulator.zone }}
+{{- else }}
 - --cfs-endpoint={{ .Values.cloud.endpoint }}
 {{- with .Values.cloud.region }}
 - --region={{ . }}
 {{- end }}
 {{- with .Values.cloud.zone }}
 - --zone={{ . }}
+{{- end }}
 {{- end }}
 {{- with .Values.cloud.clusterId }}
 - --cluster-id={{ . }}
@@ -106,4 +116,16 @@ fsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+{{- end -}}
+
+{{/* Environment of containers that call the API server, when apiServer.host/port replace the `kubernetes` Service. */}}
+{{- define "cfs-csi.apiServerEnv" -}}
+{{- with .Values.apiServer -}}
+{{- if or .host .port -}}
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ required "apiServer.host is needed with apiServer.port" .host | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ required "apiServer.port is needed with apiServer.host" .port | toString | quote }}
+{{- end -}}
+{{- end -}}
 {{- end -}}

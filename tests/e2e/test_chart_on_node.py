@@ -1,0 +1,353 @@
+"""The chart as a user installs it, on the real node, in its "try it without a Tencent Cloud account" mode.
+
+``helm install`` of the chart, changed only by image names and values (``emulator.enabled``; host network and the
+API server's loopback address, since the dev node has no pod network and no kube-proxy): our image and the
+csi-provisioner image built here and imported into the node's containerd, the CFS emulator running in the
+controller pod, and the seed's ``cfs-normal`` class provisioned through the in-cluster csi-provisioner, our
+controller and that emulator. Pods using the volume need the node plugin registered with the kubelet; where it
+is not (yet), that test skips and says so.
+
+The first tests only render the chart (helm, no node): what the emulator mode changes, and that it is all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from cfs_csi.devcluster import helm as chart
+from cfs_csi.devcluster import images
+from cfs_csi.devcluster.cluster import ControlPlane, free_port
+from cfs_csi.devcluster.node import Node
+from tests.e2e.conftest import EXAMPLES, Kube, NodeCluster, wait_for
+from tests.e2e.test_chart_helm import adopt, run_helm
+from tests.e2e.test_chart_render import container, one, pod, render
+from tests.e2e.test_node_cluster import LONG_RUNNING, busybox_pod, gone, phase, ready_namespace
+
+pytestmark = pytest.mark.e2e
+
+DRIVER = "com.tencent.cloud.csi.cfs"
+CRD = "tcfs.tcfsoperator.k8s.io"
+HOST_DIR = "/var/lib/cfs-csi-emulator"  # the chart's default emulator.hostDir, as the node sees it
+NAMESPACE = chart.NAMESPACE
+
+
+# --- the render (helm only) ------------------------------------------------------------------------------
+
+
+def test_emulator_mode_runs_the_emulator_in_the_controller_pod_and_points_everything_at_it(helm: Path) -> None:
+    objects = render(helm, emulator__enabled="true", cloud__endpoint="https://cfs.example.com",
+                     cloud__region="ap-shanghai", cloud__credentials__secretId="AKIDreal",
+                     cloud__credentials__secretKey="realkey")  # fmt: skip
+    controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    emulator = container(controller, "cfs-emulator")
+    assert emulator["args"] == [
+        "emulator", "--listen=127.0.0.1:29680", f"--state={HOST_DIR}/state/emulator.db",
+        f"--export-root={HOST_DIR}/exports", "--region=ap-guangzhou", "--create-delay=1",
+    ]  # fmt: skip
+    assert emulator["volumeMounts"] == [{"name": "emulator-data", "mountPath": HOST_DIR}]
+    assert emulator["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["DAC_OVERRIDE", "FOWNER"]}
+    volumes = {v["name"]: v for v in pod(controller)["volumes"]}
+    assert volumes["emulator-data"]["hostPath"] == {"path": HOST_DIR, "type": "DirectoryOrCreate"}
+    # The controller and the operator talk to it, not to the cloud the values name, with the chart's demo keys.
+    for name in ("csi-cfs", "tcfs-operator"):
+        args = container(controller, name)["args"]
+        assert {"--cfs-endpoint=http://127.0.0.1:29680", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
+                "--credentials-dir=/etc/cfs-csi/credentials"} <= set(args)  # fmt: skip
+        assert not [a for a in args if "example.com" in a or "ap-shanghai" in a]
+    assert volumes["cloud-credentials"]["secret"]["secretName"] == "cfs-csi-emulator-credentials"
+    [secret] = [o for o in objects if o["kind"] == "Secret"]  # the real keys given make no Secret
+    assert secret["metadata"]["name"] == "cfs-csi-emulator-credentials"
+    assert set(secret["stringData"]) == {"TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"}
+    assert "realkey" not in yaml.safe_dump(objects)
+    keys = {e["valueFrom"]["secretKeyRef"]["name"] for e in emulator["env"]}
+    assert keys == {"cfs-csi-emulator-credentials"}
+    # The node plugin bind-mounts the emulator's directories, seen at the same path as the emulator sees them.
+    node = one(objects, "DaemonSet", "csi-nodeplugin-cfsplugin")
+    plugin = container(node, "csi-cfs")
+    assert "--mounter=bind" in plugin["args"] and "--mounter=nfs" not in plugin["args"]
+    assert f"--export-root={HOST_DIR}/exports" in plugin["args"]
+    assert {"name": "emulator-exports", "mountPath": f"{HOST_DIR}/exports"} in plugin["volumeMounts"]
+    node_volumes = {v["name"]: v for v in pod(node)["volumes"]}
+    assert node_volumes["emulator-exports"]["hostPath"] == {"path": f"{HOST_DIR}/exports", "type": "DirectoryOrCreate"}
+
+
+def test_without_the_emulator_nothing_of_it_is_rendered(helm: Path) -> None:
+    text = yaml.safe_dump(render(helm))
+    assert "emulator" not in text and "--mounter=bind" not in text and "KUBERNETES_SERVICE" not in text
+    controller = one(render(helm), "Deployment", "csi-provisioner-cfsplugin")
+    assert "hostNetwork" not in pod(controller)
+
+
+def test_dev_cluster_values_host_network_api_server_and_no_liveness_sidecar(helm: Path) -> None:
+    objects = render(helm, controller__hostNetwork="true", controller__livenessProbe="false",
+                     apiServer__host="127.0.0.1", apiServer__port="6443")  # fmt: skip
+    controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    spec = pod(controller)
+    assert (spec["hostNetwork"], spec["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+    assert [c["name"] for c in spec["containers"]] == ["csi-provisioner", "csi-cfs", "tcfs-operator"]
+    assert "livenessProbe" not in container(controller, "csi-cfs")  # nothing would answer it
+    wanted = [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+              {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"}]  # fmt: skip
+    for name in ("csi-provisioner", "tcfs-operator"):  # the two API clients of the pod
+        assert container(controller, name)["env"][-2:] == wanted
+    assert "env" not in container(controller, "csi-cfs")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"emulator.enabled": "true", "emulator.hostDir": "var/lib/x"}, "/emulator/hostDir"),
+        ({"emulator.enabled": "true", "emulator.port": "0"}, "/emulator/port"),
+        ({"emulator.enable": "true"}, "additional properties 'enable' not allowed"),  # a typo
+        ({"apiServer.host": "127.0.0.1"}, "apiServer.port is needed"),
+    ],
+)
+def test_bad_emulator_values_are_refused(helm: Path, values: dict[str, str], message: str) -> None:
+    with pytest.raises(chart.HelmError, match=message):
+        chart.template(helm, None, values)
+
+
+# --- helm install on the real node -----------------------------------------------------------------------
+
+
+@dataclass
+class Release:
+    node: Node
+    emulator_url: str
+    exports: Path  # the emulator's export root, as the host sees it
+    installed_at: float  # time.monotonic() of helm install
+    install_to_controller_ready: float
+
+
+def pods_ready(kube: Kube, selector: str) -> bool:
+    pods = kube.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    return bool(pods) and all(
+        any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in pods
+    )
+
+
+def describe(kube: Kube, selector: str) -> str:
+    """Container states and log tails of the pods, for a failure message."""
+    lines = []
+    for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items:
+        for status in p.status.container_statuses or []:
+            lines.append(f"--- {p.metadata.name}/{status.name}: ready={status.ready} {status.state}")
+            try:
+                lines.append(kube.core.read_namespaced_pod_log(p.metadata.name, NAMESPACE, container=status.name,
+                                                               tail_lines=20))  # fmt: skip
+            except ApiException as exc:
+                lines.append(f"(no log: {exc.reason})")
+    return "\n".join(lines) or "no pods"
+
+
+def answers(url: str) -> bool:
+    try:
+        file_systems(url)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def file_systems(url: str) -> list[dict[str, Any]]:
+    """The emulator's file systems (not deleted), through its admin API on the node's loopback."""
+    rows = httpx.get(f"{url}/admin/filesystems", timeout=10).raise_for_status().json()["FileSystems"]
+    return [fs for fs in rows if fs["LifeCycleState"] != "deleted"]
+
+
+@pytest.fixture(scope="module")
+def release(
+    node_cluster: NodeCluster, control_plane: ControlPlane, kube: Kube, dynamic: DynamicClient, helm: Path
+) -> Iterator[Release]:
+    reasons = images.check_prerequisites()
+    if reasons:
+        pytest.skip("images cannot be built on this machine: " + "; ".join(reasons))
+    try:
+        ours, provisioner = images.ensure_image(), images.ensure_provisioner_image()
+    except images.ImageError as exc:
+        pytest.skip(f"the images could not be built: {exc}")
+    the_node = node_cluster.node
+    for image in (ours, provisioner):
+        the_node.import_image(image.archive)
+    extensions = k8s.ApiextensionsV1Api(kube.api)
+    crd_existed = CRD in [c.metadata.name for c in extensions.list_custom_resource_definition().items]
+    adopt(dynamic, "apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD)
+    adopt(dynamic, "storage.k8s.io/v1", "CSIDriver", DRIVER)
+    port = free_port()
+    api = httpx.URL(control_plane.server)
+    repository, tag = ours.name.rsplit(":", 1)
+    values = {
+        "image.repository": repository, "image.tag": tag, "image.pullPolicy": "Never",
+        "emulator.enabled": "true", "emulator.port": str(port),
+        "controller.hostNetwork": "true", "controller.livenessProbe": "false",
+        "apiServer.host": str(api.host), "apiServer.port": str(api.port),
+        "node.healthPort": str(free_port()),
+    }  # fmt: skip
+    started = time.monotonic()
+    run_helm(helm, control_plane, "install", chart.RELEASE, str(chart.CHART), "--wait=false",
+             *[f"--set={key}={value}" for key, value in values.items()])  # fmt: skip
+    try:
+        selector = "app=csi-provisioner-cfsplugin"
+        try:
+            wait_for("the controller pod Ready", lambda: pods_ready(kube, selector), timeout=240)
+            wait_for("the emulator answering", lambda: answers(f"http://127.0.0.1:{port}"), timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{describe(kube, selector)}") from None
+        ready = time.monotonic() - started
+        yield Release(the_node, f"http://127.0.0.1:{port}", the_node.layout.var_lib / HOST_DIR.removeprefix("/var/lib/")
+                      / "exports", started, ready)  # fmt: skip
+    finally:
+        run_helm(helm, control_plane, "uninstall", chart.RELEASE, "--wait", "--timeout=120s")
+        wait_for("the chart's pods gone", lambda: not kube.core.list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/name=cfs-csi").items, timeout=120)  # fmt: skip
+        shutil.rmtree(the_node.layout.var_lib / HOST_DIR.removeprefix("/var/lib/"), ignore_errors=True)
+        if not crd_existed:
+            extensions.delete_custom_resource_definition(CRD)
+
+
+def seed_class(kube: Kube) -> None:
+    """The seed's cfs-normal StorageClass, exactly as deploy/examples has it (another test may have made it)."""
+    try:
+        kube.apply_file(EXAMPLES / "storageclass-cfs-normal.yaml")
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def claim(kube: Kube, namespace: str, name: str) -> None:
+    kube.apply_file(EXAMPLES / "pvc-cfs-normal.yaml", metadata={"name": name, "namespace": namespace})
+
+
+def bound(kube: Kube, namespace: str, name: str) -> bool:
+    return str(kube.core.read_namespaced_persistent_volume_claim(name, namespace).status.phase) == "Bound"
+
+
+def new_file_system(url: str, before: set[str]) -> dict[str, Any]:
+    [fs] = [fs for fs in file_systems(url) if fs["FileSystemId"] not in before]
+    return fs
+
+
+def delete_claim_and_check_the_file_system_goes(kube: Kube, release: Release, namespace: str, name: str,
+                                                fs: dict[str, Any]) -> None:  # fmt: skip
+    pv = kube.core.read_namespaced_persistent_volume_claim(name, namespace).spec.volume_name
+    data = release.exports / fs["IpAddress"] / fs["FSID"]
+    kube.core.delete_namespaced_persistent_volume_claim(name, namespace)
+
+    def pv_gone() -> bool:
+        try:
+            kube.core.read_persistent_volume(pv)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for("the PV deleted", pv_gone, timeout=120)
+    wait_for("the file system gone from the emulator",
+             lambda: fs["FileSystemId"] not in {f["FileSystemId"] for f in file_systems(release.emulator_url)},
+             timeout=30)  # fmt: skip
+    assert not data.exists()
+
+
+def test_helm_install_gives_a_bound_claim_of_the_seeds_class_through_the_in_cluster_emulator(
+    release: Release, kube: Kube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The emulator answers on the node's loopback (the controller pod uses the host network here).
+    before = {fs["FileSystemId"] for fs in file_systems(release.emulator_url)}
+    seed_class(kube)
+    namespace = ready_namespace(kube, "chart-node")
+    created = time.monotonic()
+    claim(kube, namespace, "cfs-normal")
+    wait_for("the claim Bound", lambda: bound(kube, namespace, "cfs-normal"), timeout=150)
+    to_bound = time.monotonic() - created
+    fs = new_file_system(release.emulator_url, before)
+    assert fs["LifeCycleState"] == "available"
+    assert (fs["VpcId"], fs["SubnetId"], fs["Zone"]) == ("vpc-oilua6pt", "subnet-rtwb42lu", "ap-guangzhou-3")
+    pv = kube.core.read_persistent_volume(kube.core.read_namespaced_persistent_volume_claim(
+        "cfs-normal", namespace).spec.volume_name)  # fmt: skip
+    assert pv.spec.csi.driver == DRIVER
+    assert (release.exports / fs["IpAddress"] / fs["FSID"]).is_dir()  # its data, on the node's disk
+    delete_claim_and_check_the_file_system_goes(kube, release, namespace, "cfs-normal", fs)
+    with capsys.disabled():
+        print(f"\nchart on the node: helm install to controller pod Ready {release.install_to_controller_ready:.1f}s;"
+              f" PVC create to Bound {to_bound:.1f}s")  # fmt: skip
+
+
+def registered(kube: Kube, node_name: str) -> bool:
+    try:  # raw JSON: the client's model refuses a CSINode with no drivers yet (null)
+        response = kube.storage.read_csi_node(node_name, _preload_content=False)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    drivers = json.loads(response.data)["spec"].get("drivers") or []
+    return DRIVER in [d["name"] for d in drivers]
+
+
+def volume_mounts(node: Node, pod_uid: str) -> list[str]:
+    return [line for line in node.mountinfo().splitlines() if f"/pods/{pod_uid}/volumes/kubernetes.io~csi/" in line]
+
+
+def test_two_pods_share_a_claim_through_the_node_plugin_and_everything_goes_with_them(
+    release: Release, kube: Kube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    node_name = release.node.name
+    try:
+        wait_for("the node plugin registered", lambda: registered(kube, node_name), timeout=60, interval=1)
+    except AssertionError:
+        pytest.skip(f"the node plugin has not registered {DRIVER} with the kubelet (CSINode {node_name}): "
+                    "kubelet plugin registration by the plugin itself is not there yet")  # fmt: skip
+    selector = "app=csi-nodeplugin-cfsplugin"
+    wait_for("the node plugin pod Ready", lambda: pods_ready(kube, selector), timeout=120)
+    install_to_both_ready = time.monotonic() - release.installed_at
+
+    before = {fs["FileSystemId"] for fs in file_systems(release.emulator_url)}
+    seed_class(kube)
+    namespace = ready_namespace(kube, "chart-node")
+    token = uuid.uuid4().hex
+    volume = [{"name": "data", "persistentVolumeClaim": {"claimName": "shared"}}]
+    mounts = [{"name": "data", "mountPath": "/data"}]
+    created = time.monotonic()
+    claim(kube, namespace, "shared")
+    writer = busybox_pod("writer", LONG_RUNNING.format(work=f"echo {token} > /data/from-the-writer"), volume, mounts)
+    kube.core.create_namespaced_pod(namespace, writer)
+    wait_for("the writer Running", lambda: phase(kube, namespace, "writer") == "Running", timeout=180)
+    to_running = time.monotonic() - created
+    fs = new_file_system(release.emulator_url, before)
+    written = release.exports / fs["IpAddress"] / fs["FSID"] / "from-the-writer"
+    wait_for("the writer's file in the file system's directory", written.exists, timeout=30)
+    assert written.read_text().strip() == token
+
+    reader = busybox_pod("reader", "cat /data/from-the-writer", volume, mounts)
+    kube.core.create_namespaced_pod(namespace, reader)
+    wait_for("the reader done", lambda: phase(kube, namespace, "reader") in ("Succeeded", "Failed"), timeout=180)
+    assert phase(kube, namespace, "reader") == "Succeeded"
+    assert kube.core.read_namespaced_pod_log("reader", namespace).strip() == token  # RWX: same data, two pods
+
+    uids = [kube.core.read_namespaced_pod(name, namespace).metadata.uid for name in ("writer", "reader")]
+    assert volume_mounts(release.node, uids[0])  # published into the writer's pod directory on the node
+    deleted = time.monotonic()
+    for name in ("writer", "reader"):
+        kube.core.delete_namespaced_pod(name, namespace)
+    wait_for("the pods' volume mounts gone from the node",
+             lambda: not any(volume_mounts(release.node, uid) for uid in uids), timeout=120)  # fmt: skip
+    to_unmounted = time.monotonic() - deleted
+    for name in ("writer", "reader"):
+        wait_for(f"pod {name} deleted", lambda name=name: gone(kube, namespace, name), timeout=60)
+    delete_claim_and_check_the_file_system_goes(kube, release, namespace, "shared", fs)
+    with capsys.disabled():
+        print(
+            f"\nchart on the node: helm install to both pods Ready {install_to_both_ready:.1f}s; "
+            f"PVC create to pod Running {to_running:.1f}s; pod delete to mount gone {to_unmounted:.1f}s"
+        )
