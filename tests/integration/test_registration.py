@@ -6,6 +6,7 @@ The test acts as the kubelet: a real gRPC client on the real registration socket
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -198,3 +199,36 @@ def test_health_verdict_and_rendering() -> None:
     text = render(Reply(503, "Service Unavailable", "x\n"))
     assert text.startswith(b"HTTP/1.1 503 Service Unavailable\r\n") and text.endswith(b"\r\n\r\nx\n")
     assert b"Content-Length: 2\r\n" in text and render(Reply(200, "OK", "ok\n"), head_only=True).endswith(b"\r\n\r\n")
+
+
+def test_healthz_fails_while_the_registration_socket_cannot_be_made_again(mount_root: Path) -> None:
+    port = free_port()
+    driver = node(mount_root, "--health-port", str(port))
+    path = registration_socket(mount_root)
+    try:
+        wait_until("the registration socket", path.is_socket)
+        assert healthz(port) == 200
+        os.unlink(path)
+        path.parent.rmdir()
+        path.parent.write_text("not a directory")  # the socket cannot be made: the plugin is unreachable
+        wait_until("/healthz failing", lambda: healthz(port) == 503)
+        assert "cannot make registration socket" in driver.log_text()
+        path.parent.unlink()
+        wait_until("the registration socket made again", path.is_socket)
+        assert healthz(port) == 200
+    finally:
+        stop_gracefully(driver)
+
+
+def test_a_killed_plugins_socket_is_replaced_by_the_next_run(mount_root: Path) -> None:
+    path = registration_socket(mount_root)
+    first = node(mount_root)
+    wait_until("the registration socket", path.is_socket)
+    first.stop(signal.SIGKILL)
+    assert path.is_socket()  # left behind, nobody serving it
+    second = node(mount_root)
+    try:
+        wait_until("the registration socket served again", lambda: "serving kubelet registration" in second.log_text())
+        assert kubelet_call(path)[0].name == DRIVER
+    finally:
+        stop_gracefully(second)

@@ -86,7 +86,7 @@ def decide(found: Found) -> Action:
 def file_id(path: Path) -> FileId | None:
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # gone, or its directory is gone (replaced by a file)
         return None
     return FileId(st.st_dev, st.st_ino)
 
@@ -167,19 +167,26 @@ class Registrar:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            action = decide(classify(file_id(self.path), self._ours))
-            if action is Action.CREATE:
-                log.warning("registration socket %s is gone (kubelet directory wiped?): making it again", self.path)
-                try:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    await self._create()
-                    self.healthy = True
-                except (OSError, RuntimeError) as exc:
-                    self.healthy = False
-                    log.error("cannot make registration socket %s again: %s", self.path, exc)
-            elif action is Action.LEAVE and not self._told_other:
-                self._told_other = True
-                log.warning("%s was replaced by a file we did not make: leaving it alone", self.path)
+            try:
+                await self._check()
+            except Exception:  # the watcher must outlive anything one look can meet
+                self.healthy = False
+                log.exception("checking registration socket %s failed", self.path)
+
+    async def _check(self) -> None:
+        action = decide(classify(file_id(self.path), self._ours))
+        if action is Action.CREATE:
+            log.warning("registration socket %s is gone (kubelet directory wiped?): making it again", self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                await self._create()
+                self.healthy = True
+            except (OSError, RuntimeError) as exc:
+                self.healthy = False
+                log.error("cannot make registration socket %s again: %s", self.path, exc)
+        elif action is Action.LEAVE and not self._told_other:
+            self._told_other = True
+            log.warning("%s was replaced by a file we did not make: leaving it alone", self.path)
 
     async def problem(self) -> str | None:
         """For the health check: why registration is broken, or None."""
