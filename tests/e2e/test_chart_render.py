@@ -129,7 +129,7 @@ def test_examples_are_the_seeds_objects(helm: Path) -> None:
 def test_controller_pod(helm: Path) -> None:
     controller = one(render(helm), "Deployment", "csi-provisioner-cfsplugin")
     spec = pod(controller)
-    assert [c["name"] for c in spec["containers"]] == ["csi-provisioner", "csi-cfs", "tcfs-operator", "liveness-probe"]
+    assert [c["name"] for c in spec["containers"]] == ["csi-provisioner", "csi-cfs", "tcfs-operator"]
     assert spec["serviceAccountName"] == "cfs-csi-controller"
     assert spec["securityContext"]["runAsNonRoot"] is True
     for c in spec["containers"]:
@@ -142,13 +142,18 @@ def test_controller_pod(helm: Path) -> None:
     assert plugin[:3] == ["serve", "--component=controller", "--endpoint=unix:///csi/csi.sock"]
     assert "--backend=tencent" in plugin and "--no-probe-cloud" in plugin  # liveness must not hang on the cloud
     assert "--delete-vendor-volumes" not in plugin  # the vendor driver's file systems are refused by default
-    assert container(controller, "csi-cfs")["livenessProbe"]["httpGet"]["port"] == "healthz"
-    assert "--health-port=9808" in container(controller, "liveness-probe")["args"]
+    # Our controller serves the liveness check itself: no livenessprobe sidecar.
+    assert container(controller, "csi-cfs")["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container(controller, "csi-cfs")["ports"] == [{"name": "healthz", "containerPort": 9808}]
+    assert "--health-port=9808" in plugin
     operator = container(controller, "tcfs-operator")["args"]
     assert operator[0] == "operator" and "--provisioner-image=cfs-csi:0.1.0" in operator
     assert "--provisioner-service-account=cfs-csi-subdir-provisioner" in operator
     sockets = {c["name"]: [m["mountPath"] for m in c.get("volumeMounts", [])] for c in spec["containers"]}
-    assert all("/csi" in sockets[name] for name in ("csi-provisioner", "csi-cfs", "liveness-probe"))
+    assert all("/csi" in sockets[name] for name in ("csi-provisioner", "csi-cfs"))
+    without = one(render(helm, controller__livenessProbe="false"), "Deployment", "csi-provisioner-cfsplugin")
+    unchecked = container(without, "csi-cfs")
+    assert "livenessProbe" not in unchecked and "--health-port=9808" not in unchecked["args"]
 
 
 @pytest.mark.parametrize(
