@@ -232,3 +232,17 @@ def test_a_killed_plugins_socket_is_replaced_by_the_next_run(mount_root: Path) -
         assert kubelet_call(path)[0].name == DRIVER
     finally:
         stop_gracefully(second)
+
+
+def test_the_controller_serves_healthz_too(mount_root: Path) -> None:
+    port = free_port()
+    driver = start_driver(
+        mount_root, "--component", "controller", "--register", "--health-port", str(port), name="controller"
+    )
+    try:
+        assert healthz(port) == 200
+        assert not (kubelet_dir(mount_root) / "plugins_registry").exists()  # only a node registers
+        os.unlink(driver.socket)
+        assert healthz(port) == 503
+    finally:
+        stop_gracefully(driver)
