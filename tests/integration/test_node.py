@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -222,7 +223,8 @@ async def test_nfs_mounter_runs_mount_with_the_decided_source_and_options(
 
 async def test_a_hung_mount_is_killed_and_reported_as_deadline_exceeded(mount_root: Path) -> None:
     bin_dir = mount_root / "bin"
-    fake_command(bin_dir, "mount", "exec sleep 317\n")
+    hang = _unique_hang()
+    fake_command(bin_dir, "mount", f"exec {hang}\n")
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     driver = start_driver(
         mount_root, "--mounter", "nfs", "--component", "node", "--mount-timeout", "1", env=env, name="hung"
@@ -234,8 +236,7 @@ async def test_a_hung_mount_is_killed_and_reported_as_deadline_exceeded(mount_ro
                 await csi.publish(volume, str(pods_dir(mount_root) / "hung-target"))
             assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert "killed" in (error.value.details() or "")
-        survivors = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep 317"]
-        assert survivors == []
+        assert _running(hang) == []
     finally:
         driver.stop()
 
@@ -244,7 +245,7 @@ async def test_a_hung_mount_is_killed_and_reported_as_deadline_exceeded(mount_ro
     ("plain", "forced", "calls"),
     [
         # umount hangs until killed; umount -f then works.
-        ("exec sleep 317", 'exec {umount} "$2"', ["plain", "-f"]),
+        ("exec {hang}", 'exec {umount} "$2"', ["plain", "-f"]),
         # umount says the handle is stale and -f cannot help either: the mount is detached.
         (
             "echo 'umount.nfs: Stale file handle' >&2; exit 32",
@@ -260,13 +261,14 @@ async def test_a_mount_whose_server_is_gone_is_forced_then_detached(
     until it is asked to force (``-f``, per case) or to detach (``-l``, done for real)."""
     real_mount, real_umount = shutil.which("mount"), shutil.which("umount")
     bin_dir, record = mount_root / "bin", mount_root / "umount.calls"
+    hang = _unique_hang()
     fake_command(bin_dir, "mount", f'for last; do :; done\nexec {real_mount} -t tmpfs tmpfs "$last"\n')
     fake_command(bin_dir, "umount", (
         f'[ "$1" = --no-canonicalize ] || exit 99\nshift\n'
         f'case "$1" in\n'
         f'  -l) echo -l >> {record}; exec {real_umount} -l "$2" ;;\n'
         f'  -f) echo -f >> {record}; {forced.format(umount=real_umount)} ;;\n'
-        f'  *) echo plain >> {record}; {plain} ;;\n'
+        f'  *) echo plain >> {record}; {plain.format(hang=hang)} ;;\n'
         f'esac\n'
     ))  # fmt: skip
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
@@ -281,7 +283,7 @@ async def test_a_mount_whose_server_is_gone_is_forced_then_detached(
             await csi.unpublish(volume.volume_id, str(target))
         assert record.read_text().split() == calls
         assert read_mount_table().at(str(target)) is None and not target.exists()
-        assert [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep 317"] == []
+        assert _running(hang) == []
     finally:
         driver.stop()
 
@@ -337,6 +339,16 @@ async def test_concurrent_calls_on_one_volume_are_aborted(mount_root: Path) -> N
 async def _later(call: object) -> object:
     await asyncio.sleep(0.5)
     return await call  # type: ignore[misc]
+
+
+def _unique_hang() -> str:
+    """A command that hangs, told apart from every other test's (other test runs may hang commands at once)."""
+    return f"sleep 317.{secrets.randbelow(10**6):06d}"
+
+
+def _running(command: str) -> list[str]:
+    """Pids of processes whose command line is ``command``."""
+    return [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == command]
 
 
 def _cmdline(pid: str) -> str:
