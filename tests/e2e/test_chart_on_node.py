@@ -218,13 +218,30 @@ def release(
             extensions.delete_custom_resource_definition(CRD)
 
 
-def seed_class(kube: Kube) -> None:
-    """The seed's cfs-normal StorageClass, exactly as deploy/examples has it (another test may have made it)."""
+@pytest.fixture(scope="module")
+def seed_class(kube: Kube) -> Iterator[str]:
+    """The seed's cfs-normal StorageClass, exactly as deploy/examples has it; removed again if made here, as
+    later tests make their own."""
     try:
         kube.apply_file(EXAMPLES / "storageclass-cfs-normal.yaml")
     except ApiException as exc:
         if exc.status != 409:
             raise
+        yield "cfs-normal"
+        return
+    try:
+        yield "cfs-normal"
+    finally:
+        kube.storage.delete_storage_class("cfs-normal")
+
+
+@pytest.fixture(scope="module")
+def namespace(kube: Kube) -> Iterator[str]:
+    name = ready_namespace(kube, "chart-node")
+    try:
+        yield name
+    finally:
+        kube.core.delete_namespace(name)
 
 
 def claim(kube: Kube, namespace: str, name: str) -> None:
@@ -261,12 +278,10 @@ def delete_claim_and_check_the_file_system_goes(kube: Kube, release: Release, na
 
 
 def test_helm_install_gives_a_bound_claim_of_the_seeds_class_through_the_in_cluster_emulator(
-    release: Release, kube: Kube, capsys: pytest.CaptureFixture[str]
+    release: Release, kube: Kube, seed_class: str, namespace: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The emulator answers on the node's loopback (the controller pod uses the host network here).
     before = {fs["FileSystemId"] for fs in file_systems(release.emulator_url)}
-    seed_class(kube)
-    namespace = ready_namespace(kube, "chart-node")
     created = time.monotonic()
     claim(kube, namespace, "cfs-normal")
     wait_for("the claim Bound", lambda: bound(kube, namespace, "cfs-normal"), timeout=150)
@@ -300,7 +315,7 @@ def volume_mounts(node: Node, pod_uid: str) -> list[str]:
 
 
 def test_two_pods_share_a_claim_through_the_node_plugin_and_everything_goes_with_them(
-    release: Release, kube: Kube, capsys: pytest.CaptureFixture[str]
+    release: Release, kube: Kube, seed_class: str, namespace: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     node_name = release.node.name
     try:
@@ -313,8 +328,6 @@ def test_two_pods_share_a_claim_through_the_node_plugin_and_everything_goes_with
     install_to_both_ready = time.monotonic() - release.installed_at
 
     before = {fs["FileSystemId"] for fs in file_systems(release.emulator_url)}
-    seed_class(kube)
-    namespace = ready_namespace(kube, "chart-node")
     token = uuid.uuid4().hex
     volume = [{"name": "data", "persistentVolumeClaim": {"claimName": "shared"}}]
     mounts = [{"name": "data", "mountPath": "/data"}]
