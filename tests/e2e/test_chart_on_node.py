@@ -35,7 +35,7 @@ from cfs_csi.devcluster.node import Node
 from tests.e2e.conftest import EXAMPLES, Kube, NodeCluster, wait_for
 from tests.e2e.test_chart_helm import adopt, run_helm
 from tests.e2e.test_chart_render import container, one, pod, render
-from tests.e2e.test_node_cluster import LONG_RUNNING, busybox_pod, gone, phase, ready_namespace
+from tests.e2e.test_node_cluster import busybox_pod, gone, phase, ready_namespace
 
 pytestmark = pytest.mark.e2e
 
@@ -314,7 +314,25 @@ def volume_mounts(node: Node, pod_uid: str) -> list[str]:
     return [line for line in node.mountinfo().splitlines() if f"/pods/{pod_uid}/volumes/kubernetes.io~csi/" in line]
 
 
-def test_two_pods_share_a_claim_through_the_node_plugin_and_everything_goes_with_them(
+def plugin_container(kube: Kube) -> tuple[str, int]:
+    """The node plugin container's containerd id and restart count."""
+    [plugin] = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=csi-nodeplugin-cfsplugin").items
+    [status] = [s for s in plugin.status.container_statuses or [] if s.name == "csi-cfs"]
+    return str(status.container_id or "").removeprefix("containerd://"), int(status.restart_count)
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+# The writer: the token once, then a line every 0.2 s for as long as it runs.
+WRITER = (
+    "trap 'exit 0' TERM; echo {token} > /data/from-the-writer; "
+    "i=0; while :; do echo $i >> /data/ticks; i=$((i+1)); sleep 0.2 & wait $!; done"
+)
+
+
+def test_two_pods_share_a_claim_through_the_node_plugin_which_can_be_killed_under_them(
     release: Release, kube: Kube, seed_class: str, namespace: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     node_name = release.node.name
@@ -333,7 +351,7 @@ def test_two_pods_share_a_claim_through_the_node_plugin_and_everything_goes_with
     mounts = [{"name": "data", "mountPath": "/data"}]
     created = time.monotonic()
     claim(kube, namespace, "shared")
-    writer = busybox_pod("writer", LONG_RUNNING.format(work=f"echo {token} > /data/from-the-writer"), volume, mounts)
+    writer = busybox_pod("writer", WRITER.format(token=token), volume, mounts)
     kube.core.create_namespaced_pod(namespace, writer)
     wait_for("the writer Running", lambda: phase(kube, namespace, "writer") == "Running", timeout=180)
     to_running = time.monotonic() - created
@@ -341,6 +359,19 @@ def test_two_pods_share_a_claim_through_the_node_plugin_and_everything_goes_with
     written = release.exports / fs["IpAddress"] / fs["FSID"] / "from-the-writer"
     wait_for("the writer's file in the file system's directory", written.exists, timeout=30)
     assert written.read_text().strip() == token
+
+    # The node plugin killed while the writer uses the volume: the kubelet restarts it, the writer's mount is
+    # untouched (its writes keep arriving in the file system), and the new instance serves what follows.
+    container_id, restarts = plugin_container(kube)
+    release.node.ctr("tasks", "kill", "--signal", "SIGKILL", container_id)
+    killed = time.monotonic()
+    wait_for("the node plugin restarted", lambda: plugin_container(kube)[1] > restarts, timeout=120)
+    wait_for("the node plugin pod Ready again", lambda: pods_ready(kube, selector), timeout=120)
+    to_plugin_ready = time.monotonic() - killed
+    ticks = written.with_name("ticks")
+    seen = lines(ticks)
+    wait_for("the writer still writing into the file system", lambda: lines(ticks) > seen + 2, timeout=30)
+    wait_for("the new instance registered", lambda: registered(kube, node_name), timeout=60, interval=1)
 
     reader = busybox_pod("reader", "cat /data/from-the-writer", volume, mounts)
     kube.core.create_namespaced_pod(namespace, reader)
@@ -362,5 +393,6 @@ def test_two_pods_share_a_claim_through_the_node_plugin_and_everything_goes_with
     with capsys.disabled():
         print(
             f"\nchart on the node: helm install to both pods Ready {install_to_both_ready:.1f}s; "
-            f"PVC create to pod Running {to_running:.1f}s; pod delete to mount gone {to_unmounted:.1f}s"
+            f"PVC create to pod Running {to_running:.1f}s; pod delete to mount gone {to_unmounted:.1f}s; "
+            f"node plugin killed to Ready again {to_plugin_ready:.1f}s"
         )
