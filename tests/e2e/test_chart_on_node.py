@@ -53,6 +53,7 @@ def test_emulator_mode_runs_the_emulator_in_the_controller_pod_and_points_everyt
                      cloud__region="ap-shanghai", cloud__credentials__secretId="AKIDreal",
                      cloud__credentials__secretKey="realkey")  # fmt: skip
     controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    assert controller["spec"]["strategy"] == {"type": "Recreate"}  # never two emulators on one state
     emulator = container(controller, "cfs-emulator")
     assert emulator["args"] == [
         "emulator", "--listen=127.0.0.1:29680", f"--state={HOST_DIR}/state/emulator.db",
@@ -89,7 +90,7 @@ def test_without_the_emulator_nothing_of_it_is_rendered(helm: Path) -> None:
     text = yaml.safe_dump(render(helm))
     assert "emulator" not in text and "--mounter=bind" not in text and "KUBERNETES_SERVICE" not in text
     controller = one(render(helm), "Deployment", "csi-provisioner-cfsplugin")
-    assert "hostNetwork" not in pod(controller)
+    assert "hostNetwork" not in pod(controller) and "strategy" not in controller["spec"]
 
 
 def test_dev_cluster_values_host_network_api_server_and_no_liveness_sidecar(helm: Path) -> None:
@@ -114,6 +115,7 @@ def test_dev_cluster_values_host_network_api_server_and_no_liveness_sidecar(helm
         ({"emulator.enabled": "true", "emulator.port": "0"}, "/emulator/port"),
         ({"emulator.enable": "true"}, "additional properties 'enable' not allowed"),  # a typo
         ({"apiServer.host": "127.0.0.1"}, "apiServer.port is needed"),
+        ({"emulator.enabled": "true", "controller.replicas": "2"}, "controller.replicas must be 1"),
     ],
 )
 def test_bad_emulator_values_are_refused(helm: Path, values: dict[str, str], message: str) -> None:
@@ -130,6 +132,7 @@ class Release:
     emulator_url: str
     exports: Path  # the emulator's export root, as the host sees it
     installed_at: float  # time.monotonic() of helm install
+    image: str  # ours, as installed
     install_to_controller_ready: float
 
 
@@ -208,7 +211,7 @@ def release(
             raise AssertionError(f"{exc}\n{describe(kube, selector)}") from None
         ready = time.monotonic() - started
         yield Release(the_node, f"http://127.0.0.1:{port}", the_node.layout.var_lib / HOST_DIR.removeprefix("/var/lib/")
-                      / "exports", started, ready)  # fmt: skip
+                      / "exports", started, ours.name, ready)  # fmt: skip
     finally:
         run_helm(helm, control_plane, "uninstall", chart.RELEASE, "--wait", "--timeout=120s")
         wait_for("the chart's pods gone", lambda: not kube.core.list_namespaced_pod(
@@ -321,6 +324,17 @@ def plugin_container(kube: Kube) -> tuple[str, int]:
     return str(status.container_id or "").removeprefix("containerd://"), int(status.restart_count)
 
 
+def rolled(kube: Kube, selector: str, image: str) -> bool:
+    """Every pod of ``selector`` runs ``image`` for our container and is Ready; none is terminating."""
+    pods = kube.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    return bool(pods) and all(
+        p.metadata.deletion_timestamp is None
+        and {c.image for c in p.spec.containers if c.name == "csi-cfs"} == {image}
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        for p in pods
+    )
+
+
 def lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
@@ -333,7 +347,13 @@ WRITER = (
 
 
 def test_two_pods_share_a_claim_through_the_node_plugin_which_can_be_killed_under_them(
-    release: Release, kube: Kube, seed_class: str, namespace: str, capsys: pytest.CaptureFixture[str]
+    release: Release,
+    kube: Kube,
+    seed_class: str,
+    namespace: str,
+    helm: Path,
+    control_plane: ControlPlane,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     node_name = release.node.name
     try:
@@ -373,6 +393,22 @@ def test_two_pods_share_a_claim_through_the_node_plugin_which_can_be_killed_unde
     wait_for("the writer still writing into the file system", lambda: lines(ticks) > seen + 2, timeout=30)
     wait_for("the new instance registered", lambda: registered(kube, node_name), timeout=60, interval=1)
 
+    # helm upgrade to another tag of the image while the writer runs: both pods are replaced, the writer's
+    # mount stays, the emulator's file systems survive the controller pod's replacement (state on the node).
+    upgraded = f"{release.image}-upgrade"
+    release.node.ctr("images", "tag", "--force", release.image, upgraded)
+    upgrade_started = time.monotonic()
+    run_helm(helm, control_plane, "upgrade", chart.RELEASE, str(chart.CHART), "--reuse-values",
+             f"--set=image.tag={upgraded.rsplit(':', 1)[1]}")  # fmt: skip
+    for component in ("provisioner", "nodeplugin"):
+        wait_for(f"the {component} pod replaced and Ready",
+                 lambda c=component: rolled(kube, f"app=csi-{c}-cfsplugin", upgraded), timeout=180)  # fmt: skip
+    wait_for("the upgraded plugin registered", lambda: registered(kube, node_name), timeout=60, interval=1)
+    to_upgraded = time.monotonic() - upgrade_started
+    assert fs["FileSystemId"] in {f["FileSystemId"] for f in file_systems(release.emulator_url)}
+    seen = lines(ticks)
+    wait_for("the writer still writing after the upgrade", lambda: lines(ticks) > seen + 2, timeout=30)
+
     reader = busybox_pod("reader", "cat /data/from-the-writer", volume, mounts)
     kube.core.create_namespaced_pod(namespace, reader)
     wait_for("the reader done", lambda: phase(kube, namespace, "reader") in ("Succeeded", "Failed"), timeout=180)
@@ -394,5 +430,6 @@ def test_two_pods_share_a_claim_through_the_node_plugin_which_can_be_killed_unde
         print(
             f"\nchart on the node: helm install to both pods Ready {install_to_both_ready:.1f}s; "
             f"PVC create to pod Running {to_running:.1f}s; pod delete to mount gone {to_unmounted:.1f}s; "
-            f"node plugin killed to Ready again {to_plugin_ready:.1f}s"
+            f"node plugin killed to Ready again {to_plugin_ready:.1f}s; helm upgrade to both pods replaced "
+            f"{to_upgraded:.1f}s"
         )
