@@ -133,6 +133,8 @@ class Release:
     exports: Path  # the emulator's export root, as the host sees it
     installed_at: float  # time.monotonic() of helm install
     image: str  # ours, as installed
+    audit_log: Path  # the API server's log of service-account requests
+    audit_offset: int  # its size at helm install
     install_to_controller_ready: float
 
 
@@ -155,6 +157,26 @@ def describe(kube: Kube, selector: str) -> str:
             except ApiException as exc:
                 lines.append(f"(no log: {exc.reason})")
     return "\n".join(lines) or "no pods"
+
+
+def restarts(kube: Kube, selector: str) -> dict[str, int]:
+    """Containers of the pods that were restarted, with how often."""
+    counts = {}
+    for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items:
+        for status in p.status.container_statuses or []:
+            if status.restart_count:
+                counts[f"{p.metadata.name}/{status.name}"] = int(status.restart_count)
+    return counts
+
+
+def api_clients(audit_log: Path, offset: int) -> set[str]:
+    """The programs (user agents, without version) that called the API server as the controller pod's account
+    since ``offset`` (bytes into the audit log: where it ended at helm install)."""
+    account = f"system:serviceaccount:{NAMESPACE}:cfs-csi-controller"
+    with audit_log.open("rb") as f:
+        f.seek(offset)
+        events = [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+    return {e.get("userAgent", "").split("/")[0] for e in events if e["user"]["username"] == account}
 
 
 def answers(url: str) -> bool:
@@ -199,6 +221,7 @@ def release(
         "apiServer.host": str(api.host), "apiServer.port": str(api.port),
         "node.healthPort": str(free_port()),
     }  # fmt: skip
+    audit_offset = control_plane.audit_log.stat().st_size if control_plane.audit_log.exists() else 0
     started = time.monotonic()
     run_helm(helm, control_plane, "install", chart.RELEASE, str(chart.CHART), "--wait=false",
              *[f"--set={key}={value}" for key, value in values.items()])  # fmt: skip
@@ -211,7 +234,7 @@ def release(
             raise AssertionError(f"{exc}\n{describe(kube, selector)}") from None
         ready = time.monotonic() - started
         yield Release(the_node, f"http://127.0.0.1:{port}", the_node.layout.var_lib / HOST_DIR.removeprefix("/var/lib/")
-                      / "exports", started, ours.name, ready)  # fmt: skip
+                      / "exports", started, ours.name, control_plane.audit_log, audit_offset, ready)  # fmt: skip
     finally:
         run_helm(helm, control_plane, "uninstall", chart.RELEASE, "--wait", "--timeout=120s")
         wait_for("the chart's pods gone", lambda: not kube.core.list_namespaced_pod(
@@ -297,6 +320,10 @@ def test_helm_install_gives_a_bound_claim_of_the_seeds_class_through_the_in_clus
     assert pv.spec.csi.driver == DRIVER
     assert (release.exports / fs["IpAddress"] / fs["FSID"]).is_dir()  # its data, on the node's disk
     delete_claim_and_check_the_file_system_goes(kube, release, namespace, "cfs-normal", fs)
+    # Every container of the controller pod kept running, and csi-provisioner and the operator (kopf) called the
+    # API server as the pod's account, by the address the chart gave them.
+    assert restarts(kube, "app=csi-provisioner-cfsplugin") == {}, describe(kube, "app=csi-provisioner-cfsplugin")
+    assert {"csi-provisioner", "kopf"} <= api_clients(release.audit_log, release.audit_offset)
     with capsys.disabled():
         print(f"\nchart on the node: helm install to controller pod Ready {release.install_to_controller_ready:.1f}s;"
               f" PVC create to Bound {to_bound:.1f}s")  # fmt: skip
@@ -405,6 +432,7 @@ def test_two_pods_share_a_claim_through_the_node_plugin_which_can_be_killed_unde
                  lambda c=component: rolled(kube, f"app=csi-{c}-cfsplugin", upgraded), timeout=180)  # fmt: skip
     wait_for("the upgraded plugin registered", lambda: registered(kube, node_name), timeout=60, interval=1)
     to_upgraded = time.monotonic() - upgrade_started
+    wait_for("the new emulator answering", lambda: answers(release.emulator_url), timeout=60)
     assert fs["FileSystemId"] in {f["FileSystemId"] for f in file_systems(release.emulator_url)}
     seen = lines(ticks)
     wait_for("the writer still writing after the upgrade", lambda: lines(ticks) > seen + 2, timeout=30)
