@@ -181,6 +181,8 @@ def test_node_plugin_pod(helm: Path) -> None:
         "cfs-csi-node", False, True,
     )  # fmt: skip
     assert spec["tolerations"] == [{"operator": "Exists"}]
+    # The kubelet's SIGKILL comes after the plugin's own drain (--grace, 30 s) and its kill of leftover commands.
+    assert spec["terminationGracePeriodSeconds"] > 30 and "--grace" not in " ".join(container(node, "csi-cfs")["args"])
     # Only our container: it registers itself with the kubelet and serves its own liveness check.
     assert [c["name"] for c in spec["containers"]] == ["csi-cfs"]
     plugin = container(node, "csi-cfs")
