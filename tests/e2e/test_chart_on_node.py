@@ -32,7 +32,7 @@ from cfs_csi.devcluster import helm as chart
 from cfs_csi.devcluster import images
 from cfs_csi.devcluster.cluster import ControlPlane, free_port
 from cfs_csi.devcluster.node import Node
-from tests.e2e.conftest import EXAMPLES, Kube, NodeCluster, wait_for
+from tests.e2e.conftest import EXAMPLES, GROUP, PLURAL, VERSION, Kube, NodeCluster, wait_for
 from tests.e2e.test_chart_helm import adopt, run_helm
 from tests.e2e.test_chart_render import container, one, pod, render
 from tests.e2e.test_node_cluster import busybox_pod, gone, phase, ready_namespace
@@ -461,3 +461,122 @@ def test_two_pods_share_a_claim_through_the_node_plugin_which_can_be_killed_unde
             f"node plugin killed to Ready again {to_plugin_ready:.1f}s; helm upgrade to both pods replaced "
             f"{to_upgraded:.1f}s"
         )
+
+
+# --- shared mode on the node ------------------------------------------------------------------------------
+
+
+def test_the_operator_gives_provisioner_pods_the_network_api_server_and_pull_policy_of_the_chart(helm: Path) -> None:
+    dev = render(helm, controller__hostNetwork="true", apiServer__host="127.0.0.1", apiServer__port="6443",
+                 image__pullPolicy="Never")  # fmt: skip
+    args = container(one(dev, "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")["args"]
+    assert {"--provisioner-image-pull-policy=Never", "--provisioner-host-network",
+            "--provisioner-api-server=127.0.0.1:6443"} <= set(args)  # fmt: skip
+    v6 = render(helm, apiServer__host="::1", apiServer__port="6443")
+    args = container(one(v6, "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")["args"]
+    assert "--provisioner-api-server=[::1]:6443" in args
+    default = container(one(render(helm), "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")["args"]
+    assert not [
+        a
+        for a in default
+        if a.split("=")[0]
+        in {"--provisioner-image-pull-policy", "--provisioner-host-network", "--provisioner-api-server"}
+    ]
+
+
+SHARE_CLASS = "cfs-share"
+SUBDIR_PROVISIONER = "app=cfs-csi-subdir-provisioner"
+
+
+def tcfs_status(kube: Kube, name: str) -> dict[str, Any] | None:
+    """The Tcfs's status ({} before it has one), None when there is no such Tcfs."""
+    try:
+        found = kube.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    status: dict[str, Any] = found.get("status") or {}
+    return status
+
+
+def test_shared_mode_provisioner_pod_mounts_its_share_through_the_node_plugin_and_claims_stay_apart(
+    release: Release, kube: Kube, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    node_name = release.node.name
+    wait_for("the node plugin registered", lambda: registered(kube, node_name), timeout=60, interval=1)
+    before = {fs["FileSystemId"] for fs in file_systems(release.emulator_url)}
+    created = time.monotonic()
+    kube.apply_file(EXAMPLES / "storageclass-cfs-share.yaml")  # the seed's class, unchanged
+    claims = ("share-a", "share-b")
+    try:
+        for name in claims:
+            kube.apply_file(EXAMPLES / "pvc-cfs-share-1.yaml", metadata={"name": name, "namespace": namespace})
+        try:
+            for name in claims:
+                wait_for(f"claim {name} Bound", lambda name=name: bound(kube, namespace, name), timeout=240)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{describe(kube, SUBDIR_PROVISIONER)}") from None
+        to_bound = time.monotonic() - created
+        # The provisioner is a real pod of the operator's Deployment on the node, with the share published into
+        # it by our node plugin (a CSI volume mount in its pod directory), reaching the API server by the
+        # address the chart gave the operator.
+        [provisioner] = kube.core.list_namespaced_pod(NAMESPACE, label_selector=SUBDIR_PROVISIONER).items
+        assert provisioner.spec.host_network is True and provisioner.spec.node_name == node_name
+        assert provisioner.spec.containers[0].image_pull_policy == "Never"
+        assert volume_mounts(release.node, provisioner.metadata.uid)
+        fs = new_file_system(release.emulator_url, before)
+        status = tcfs_status(kube, SHARE_CLASS) or {}
+        assert status.get("cfsfilesystemid") == fs["FSID"]  # the Tcfs names the share the class got
+        share = release.exports / fs["IpAddress"] / fs["FSID"]
+
+        started = time.monotonic()
+        for name in claims:
+            script = f"echo {name} > /data/{name}.txt && ls -A /data"
+            volume = [{"name": "data", "persistentVolumeClaim": {"claimName": name}}]
+            pod_body = busybox_pod(name, script, volume, [{"name": "data", "mountPath": "/data"}])
+            kube.core.create_namespaced_pod(namespace, pod_body)
+        for name in claims:
+            wait_for(f"pod {name} done", lambda name=name: phase(kube, namespace, name) in ("Succeeded", "Failed"),
+                     timeout=180)  # fmt: skip
+        to_done = time.monotonic() - started
+        for name in claims:
+            assert phase(kube, namespace, name) == "Succeeded", kube.core.read_namespaced_pod_log(name, namespace)
+            # Each pod sees its own file only: the other claim's directory is not in its volume.
+            assert kube.core.read_namespaced_pod_log(name, namespace).split() == [f"{name}.txt"]
+            pv = kube.core.read_namespaced_persistent_volume_claim(name, namespace).spec.volume_name
+            directory = share / f"{namespace}-{name}-{pv}"  # the provisioner's default directory name
+            assert (directory / f"{name}.txt").read_text().strip() == name
+        with capsys.disabled():
+            print(f"\nchart on the node, shared mode: class and 2 PVCs create to Bound {to_bound:.1f}s; "
+                  f"2 pods create to done {to_done:.1f}s")  # fmt: skip
+    finally:
+        for name in claims:
+            try:
+                kube.core.delete_namespaced_pod(name, namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        for name in claims:
+            wait_for(f"pod {name} deleted", lambda name=name: gone(kube, namespace, name), timeout=120)
+        volumes = []
+        for name in claims:
+            try:
+                volumes.append(kube.core.read_namespaced_persistent_volume_claim(name, namespace).spec.volume_name)
+                kube.core.delete_namespaced_persistent_volume_claim(name, namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        for pv in [v for v in volumes if v]:  # Retain: released, never deleted by anyone else
+            try:
+                kube.core.delete_persistent_volume(pv)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        kube.storage.delete_storage_class(SHARE_CLASS)
+        # The Tcfs, its Deployment and pod go by garbage collection; the pod's share unmounted by the node plugin
+        # while it still runs (before the module's helm uninstall).
+        wait_for("the Tcfs gone", lambda: tcfs_status(kube, SHARE_CLASS) is None, timeout=120)
+        wait_for("the provisioner pod gone",
+                 lambda: not kube.core.list_namespaced_pod(NAMESPACE, label_selector=SUBDIR_PROVISIONER).items,
+                 timeout=120)  # fmt: skip

@@ -18,6 +18,7 @@ from cfs_csi.operator.desired import (
     desired_deployment,
     desired_share_volume,
     nfs_path,
+    parse_api_server,
     readiness,
     ready_condition,
     share_owner,
@@ -134,6 +135,60 @@ def test_desired_deployment() -> None:
     assert pod["serviceAccountName"] == "cfs-csi-subdir-provisioner"
     [owner] = deployment["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("Tcfs", "uid-tcfs", True)
+
+
+NODE_NETWORK = [
+    # case, template, hostNetwork and dnsPolicy of the pod, API server env of the container, pull policy
+    ("default", TEMPLATE, None, None, "IfNotPresent"),
+    ("host network", ProvisionerTemplate(image="cfs-csi:1.0", host_network=True),
+     (True, "ClusterFirstWithHostNet"), None, "IfNotPresent"),
+    ("api server", ProvisionerTemplate(image="cfs-csi:1.0", api_server=("127.0.0.1", "6443")),
+     None, ("127.0.0.1", "6443"), "IfNotPresent"),
+    ("dev node", ProvisionerTemplate(image="cfs-csi:1.0", image_pull_policy="Never", host_network=True,
+                                     api_server=("::1", "40123")),
+     (True, "ClusterFirstWithHostNet"), ("::1", "40123"), "Never"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "template", "network", "api", "pull"), NODE_NETWORK, ids=[c[0] for c in NODE_NETWORK])
+def test_network_api_server_and_pull_policy_of_the_provisioner_pod(
+    case: str, template: ProvisionerTemplate, network: tuple[bool, str] | None, api: tuple[str, str] | None,
+    pull: str,
+) -> None:  # fmt: skip
+    deployment = desired_deployment(TCFS, FS, template)
+    pod = deployment["spec"]["template"]["spec"]
+    assert (pod.get("hostNetwork"), pod.get("dnsPolicy")) == (network or (None, None))
+    env = env_of(deployment)
+    assert (env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")) == (api or (None, None))
+    assert pod["containers"][0]["imagePullPolicy"] == pull
+    # Set only when asked: the Deployments of existing installs keep their spec hash (no rollout on upgrade).
+    changed = deployment["metadata"]["annotations"][SPEC_HASH] != desired_deployment(TCFS, FS, TEMPLATE)[
+        "metadata"]["annotations"][SPEC_HASH]  # fmt: skip
+    assert changed is (case != "default")
+
+
+API_SERVERS = [
+    ("127.0.0.1:6443", ("127.0.0.1", "6443")),
+    ("kube.example:443", ("kube.example", "443")),
+    ("[::1]:6443", ("::1", "6443")),
+    ("127.0.0.1", None),
+    (":6443", None),
+    ("127.0.0.1:", None),
+    ("::1:6443", None),  # ambiguous without brackets
+    ("127.0.0.1:0", None),
+    ("127.0.0.1:65536", None),
+    ("127.0.0.1:64x3", None),
+    ("127.0.0.1:\u0663", None),  # a digit, but not an ASCII one
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), API_SERVERS)
+def test_parse_api_server(text: str, expected: tuple[str, str] | None) -> None:
+    if expected is None:
+        with pytest.raises(ValueError, match=r"HOST:PORT|port out of range"):
+            parse_api_server(text)
+    else:
+        assert parse_api_server(text) == expected
 
 
 @pytest.mark.parametrize(("vers", "path"), [("3", "/wmyio3c8/"), ("4", "/"), (None, "/wmyio3c8/")])

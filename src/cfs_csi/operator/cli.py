@@ -25,6 +25,24 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--provisioner-service-account", default="cfs-csi-subdir-provisioner")
     p.add_argument("--provisioner-replicas", type=int, default=1)
     p.add_argument(
+        "--provisioner-image-pull-policy",
+        choices=("Always", "IfNotPresent", "Never"),
+        default="IfNotPresent",
+        help="imagePullPolicy of the provisioner pods (the chart passes image.pullPolicy)",
+    )
+    p.add_argument(
+        "--provisioner-host-network",
+        action="store_true",
+        help="run the provisioner pods in the node's network (where pods have no network of their own)",
+    )
+    p.add_argument(
+        "--provisioner-api-server",
+        type=_api_server,
+        default=None,
+        metavar="HOST:PORT",
+        help="the API server the provisioner pods call, instead of the kubernetes Service (no kube-proxy)",
+    )
+    p.add_argument(
         "--leader-elect",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -32,6 +50,15 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     add_backend_arguments(p)
     p.set_defaults(run=_run)
+
+
+def _api_server(text: str) -> tuple[str, str]:
+    from cfs_csi.operator.desired import parse_api_server
+
+    try:
+        return parse_api_server(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run(args: argparse.Namespace) -> int:

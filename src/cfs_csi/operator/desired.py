@@ -32,6 +32,11 @@ class ProvisionerTemplate:
     service_account: str = "cfs-csi-subdir-provisioner"
     replicas: int = 1
     image_pull_policy: str = "IfNotPresent"
+    #: The node's network namespace: where pods have no network of their own (a dev node with no pod network).
+    host_network: bool = False
+    #: ``(host, port)`` of the API server for the pod's client, where the ``kubernetes`` Service's address is
+    #: routed by nothing (no kube-proxy); ``None`` leaves the address the kubelet injects.
+    api_server: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,18 @@ class SharedFileSystem:
     server: str
     fsid: str
     cloud_id: str = ""
+
+
+def parse_api_server(text: str) -> tuple[str, str]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) as the ``(host, port)`` of :attr:`ProvisionerTemplate.api_server`."""
+    host, sep, port = text.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    if not sep or not host or (":" in host and not bracketed) or not (port.isascii() and port.isdigit()):
+        raise ValueError(f"not HOST:PORT: {text!r}")
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"port out of range: {text!r}")
+    return host, port
 
 
 def tcfs_object(shared: SharedClass, namespace: str) -> dict[str, Any]:
@@ -85,7 +102,10 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
-    pod_spec = {
+    if template.api_server is not None:
+        host, port = template.api_server
+        env += [{"name": "KUBERNETES_SERVICE_HOST", "value": host}, {"name": "KUBERNETES_SERVICE_PORT", "value": port}]
+    pod_spec: dict[str, Any] = {
         "serviceAccountName": template.service_account,
         "containers": [{
             "name": "subdir-provisioner",
@@ -101,6 +121,8 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
         }],
         "volumes": [{"name": "cfs-share", "persistentVolumeClaim": {"claimName": share}}],
     }  # fmt: skip
+    if template.host_network:  # only then: the spec (and its hash) of every other install stays as it was
+        pod_spec |= {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"}
     deployment_spec = {
         "replicas": template.replicas,
         "selector": {"matchLabels": labels},

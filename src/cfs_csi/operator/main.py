@@ -48,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         storage=backend_from_arguments(args),
         template=ProvisionerTemplate(image=args.provisioner_image, service_account=args.provisioner_service_account,
-                                     replicas=args.provisioner_replicas),
+                                     replicas=args.provisioner_replicas,
+                                     image_pull_policy=args.provisioner_image_pull_policy,
+                                     host_network=args.provisioner_host_network,
+                                     api_server=args.provisioner_api_server),
         api=api,
     )  # fmt: skip
     configure_kopf(server_timeout=300)
