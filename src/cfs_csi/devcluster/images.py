@@ -15,6 +15,7 @@ reloaded from an archive when it is missing (a fresh CI machine that restored th
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import hashlib
@@ -344,10 +345,19 @@ class Engine:
         self.podman(["image", "prune", "--force", "--filter", f"until={CACHE_HOURS}h"], timeout=300)
 
 
+#: Archives younger than this are kept: another checkout sharing the cache (a second test run) may be about to
+#: import the one it just built.
+_PRUNE_AFTER = 3600.0
+
+
 def _prune_archives(prefix: str, keep: Path) -> None:
+    now = time.time()
     for old in [*images_dir().glob(f"{prefix}-*.tar"), *images_dir().glob(f"{prefix}-*.tar.id")]:
-        if old not in (keep, _id_file(keep)):
-            old.unlink(missing_ok=True)
+        if old in (keep, _id_file(keep)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if now - old.stat().st_mtime > _PRUNE_AFTER:
+                old.unlink()
 
 
 def _id_file(archive: Path) -> Path:
