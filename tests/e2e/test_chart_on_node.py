@@ -351,6 +351,17 @@ def plugin_container(kube: Kube) -> tuple[str, int]:
     return str(status.container_id or "").removeprefix("containerd://"), int(status.restart_count)
 
 
+def registrations(kube: Kube) -> int:
+    """How often the running node plugin container has been registered by a kubelet (its log, through the API
+    server; 0 while the kubelet cannot serve the log)."""
+    [plugin] = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=csi-nodeplugin-cfsplugin").items
+    try:
+        text = kube.core.read_namespaced_pod_log(plugin.metadata.name, NAMESPACE, container="csi-cfs")
+    except ApiException:
+        return 0
+    return str(text).count("registered with the kubelet as")
+
+
 def rolled(kube: Kube, selector: str, image: str) -> bool:
     """Every pod of ``selector`` runs ``image`` for our container and is Ready; none is terminating."""
     pods = kube.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
@@ -437,6 +448,18 @@ def test_two_pods_share_a_claim_through_the_node_plugin_which_can_be_killed_unde
     seen = lines(ticks)
     wait_for("the writer still writing after the upgrade", lambda: lines(ticks) > seen + 2, timeout=30)
 
+    # The kubelet restarted while the writer runs: a new kubelet knows no plugin until it finds the registration
+    # socket again, so the plugin is registered anew (its log says so once more), and a new pod (the reader
+    # below) still mounts the volume.
+    registered_before = registrations(kube)
+    restarted = time.monotonic()
+    release.node.restart_kubelet()
+    wait_for("the plugin registered with the restarted kubelet", lambda: registrations(kube) > registered_before,
+             timeout=120, interval=1)  # fmt: skip
+    to_reregistered = time.monotonic() - restarted
+    seen = lines(ticks)
+    wait_for("the writer still writing after the kubelet restart", lambda: lines(ticks) > seen + 2, timeout=30)
+
     reader = busybox_pod("reader", "cat /data/from-the-writer", volume, mounts)
     kube.core.create_namespaced_pod(namespace, reader)
     wait_for("the reader done", lambda: phase(kube, namespace, "reader") in ("Succeeded", "Failed"), timeout=180)
@@ -459,7 +482,7 @@ def test_two_pods_share_a_claim_through_the_node_plugin_which_can_be_killed_unde
             f"\nchart on the node: helm install to both pods Ready {install_to_both_ready:.1f}s; "
             f"PVC create to pod Running {to_running:.1f}s; pod delete to mount gone {to_unmounted:.1f}s; "
             f"node plugin killed to Ready again {to_plugin_ready:.1f}s; helm upgrade to both pods replaced "
-            f"{to_upgraded:.1f}s"
+            f"{to_upgraded:.1f}s; kubelet restarted to the plugin registered again {to_reregistered:.1f}s"
         )
 
 
