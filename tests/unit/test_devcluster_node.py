@@ -13,14 +13,18 @@ import pytest
 
 from cfs_csi.devcluster import ociimage
 from cfs_csi.devcluster.node import (
+    CNI_PLUGINS,
     KERNEL_TUNABLES,
     KUBELET_DIR,
+    POD_SUBNET,
     UNINITIALIZED_TAINT,
     KubeletPorts,
     Layout,
     ProcInfo,
     addresses_patch,
     api_server_env,
+    bridge_wrapper,
+    cni_conflist,
     containerd_config,
     initialized_taints_patch,
     kubelet_config,
@@ -37,17 +41,18 @@ EVERYTHING = "nodev\tproc\nnodev\toverlay\n\text4\n"
 @pytest.mark.parametrize(
     ("absent", "filesystems", "plugins", "busybox", "expected"),
     [
-        (set(), EVERYTHING, ["bridge", "loopback"], True, []),
-        ({"containerd", "ctr", "containerd-shim-runc-v2"}, EVERYTHING, ["loopback"], True,
+        (set(), EVERYTHING, ["bridge", "host-local", "loopback", "vlan"], True, []),
+        ({"containerd", "ctr", "containerd-shim-runc-v2"}, EVERYTHING, list(CNI_PLUGINS), True,
          ["containerd not found (Debian package containerd)",
           "containerd-shim-runc-v2 not found (Debian package containerd)",
           "ctr not found (Debian package containerd)"]),
-        ({"runc"}, EVERYTHING, ["loopback"], True, ["runc not found (Debian package runc)"]),
-        (set(), "nodev\tproc\n\text4\n", ["loopback"], True,
+        ({"runc"}, EVERYTHING, list(CNI_PLUGINS), True, ["runc not found (Debian package runc)"]),
+        (set(), "nodev\tproc\n\text4\n", list(CNI_PLUGINS), True,
          ["the kernel has no overlay file system (containerd's overlayfs snapshotter needs it)"]),
         (set(), EVERYTHING, ["bridge"], True,
-         ["no loopback CNI plugin in /usr/lib/cni (Debian package containernetworking-plugins)"]),
-        (set(), EVERYTHING, ["loopback"], False, ["no static busybox at /bin/busybox (Debian package busybox-static)"]),
+         ["no loopback, host-local CNI plugin in /usr/lib/cni (Debian package containernetworking-plugins)"]),
+        (set(), EVERYTHING, list(CNI_PLUGINS), False,
+         ["no static busybox at /bin/busybox (Debian package busybox-static)"]),
     ],
 )  # fmt: skip
 def test_missing_requirements(
@@ -60,7 +65,7 @@ def test_missing_requirements(
 
 
 def test_an_overlay_named_file_system_is_not_overlay() -> None:
-    reasons = missing_requirements(lambda n: n, "nodev\tfuse.overlayish\n", ["loopback"], True)
+    reasons = missing_requirements(lambda n: n, "nodev\tfuse.overlayish\n", list(CNI_PLUGINS), True)
     assert reasons == ["the kernel has no overlay file system (containerd's overlayfs snapshotter needs it)"]
 
 
@@ -78,7 +83,7 @@ def test_containerd_config_is_private_and_has_the_settings_this_machine_needs() 
     assert cri["netns_mounts_under_state_dir"] is True
     assert cri["containerd"]["snapshotter"] == "overlayfs"
     assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
-    assert cri["cni"] == {"bin_dir": "/usr/lib/cni", "conf_dir": "/tmp/e2e root/node/cni"}
+    assert cri["cni"] == {"bin_dir": "/tmp/e2e root/node/cni-bin", "conf_dir": "/tmp/e2e root/node/cni"}
 
 
 def test_kubelet_config_listens_on_loopback_and_changes_nothing_on_the_host() -> None:
@@ -207,3 +212,40 @@ def test_api_server_env_points_at_the_loopback_api_server() -> None:
     for bad in ("http://127.0.0.1:6443", "https://127.0.0.1", "127.0.0.1:6443"):
         with pytest.raises(ValueError, match="not an https URL"):
             api_server_env(bad)
+
+
+def test_pods_get_a_bridge_network_whose_bridge_lives_in_the_nodes_own_network_namespace() -> None:
+    config = json.loads(cni_conflist(LAYOUT.ipam_dir))
+    [bridge] = config["plugins"]
+    assert bridge["type"] == "bridge" and not bridge["isGateway"] and not bridge["ipMasq"]  # no host route, no NAT
+    assert bridge["ipam"] == {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]],
+                              "dataDir": "/tmp/e2e root/node/cni-ipam"}  # fmt: skip
+    script = bridge_wrapper("/proc/42/ns/net")
+    assert script.splitlines() == ["#!/bin/sh", "exec /usr/bin/nsenter --net=/proc/42/ns/net -- /usr/lib/cni/bridge"]
+    config = tomllib.loads(containerd_config(LAYOUT, "x"))
+    assert config["plugins"]["io.containerd.grpc.v1.cri"]["cni"]["bin_dir"] == "/tmp/e2e root/node/cni-bin"
+
+
+def test_the_e2e_suites_images_are_busybox_under_the_suites_names_and_agnhost_adds_its_binary() -> None:
+    base = ociimage.layer_tar(ociimage.busybox_entries(b"busybox", ["sh"]))
+    data = ociimage.archive(ociimage.e2e_images(b"agnhost-binary"), base)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        blobs = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    index = json.loads(blobs["index.json"])
+    by_name = {m["annotations"]["io.containerd.image.name"]: m for m in index["manifests"]}
+    assert set(by_name) == {ociimage.E2E_BUSYBOX, ociimage.E2E_AGNHOST, ociimage.E2E_NGINX, ociimage.E2E_GLIBC,
+                            ociimage.E2E_PAUSE}  # fmt: skip
+
+    def blob(digest: str) -> bytes:
+        return blobs["blobs/sha256/" + digest.removeprefix("sha256:")]
+
+    manifest = json.loads(blob(by_name[ociimage.E2E_AGNHOST]["digest"]))
+    config = json.loads(blob(manifest["config"]["digest"]))
+    assert config["config"]["Entrypoint"] == ["/agnhost"]
+    assert config["rootfs"]["diff_ids"] == [layer["digest"] for layer in manifest["layers"]]
+    base_layer, agnhost_layer = (blob(layer["digest"]) for layer in manifest["layers"])
+    assert base_layer == base
+    with tarfile.open(fileobj=io.BytesIO(agnhost_layer)) as tar:
+        assert tar.extractfile("agnhost").read() == b"agnhost-binary"  # type: ignore[union-attr]
+    nginx = json.loads(blob(by_name[ociimage.E2E_NGINX]["digest"]))
+    assert [layer["digest"] for layer in nginx["layers"]] == [manifest["layers"][0]["digest"]]  # busybox only

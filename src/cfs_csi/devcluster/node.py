@@ -10,6 +10,8 @@ Nothing of the host may change, so the node lives in a mount namespace of its ow
   rshared mount point so mounts made under it (volumes, CSI publishes) propagate into pods.
 - the six ``/proc/sys`` files the kubelet always writes are covered by bind mounts of copies, so the host's
   kernel settings never change.
+- pods that do not use the host network get addresses on a bridge (:func:`cni_conflist`) that lives in the
+  holder's own network namespace, with the host ends of their veth pairs: the host's network never changes.
 
 When the holder and every process of the namespace have gone, so have all the node's mounts; teardown
 therefore stops the kubelet, deletes every container through containerd, stops containerd, kills whatever is
@@ -50,6 +52,9 @@ NODE_NAME = "cfs-csi-node"
 CRI_NAMESPACE = "k8s.io"  # containerd's namespace for the CRI's containers
 KUBELET_DIR = "/var/lib/kubelet"  # inside the node's mount namespace
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
+CNI_PLUGINS = ("loopback", "bridge", "host-local")
+POD_SUBNET = "10.244.0.0/24"  # only ever seen inside the node's own network namespace
+BRIDGE = "cfscsi0"
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
 
 # Host programs the node needs, with the Debian package that provides each (for the skip reason).
@@ -86,8 +91,10 @@ def missing_requirements(
     reasons = [f"{name} not found (Debian package {package})" for name, package in PROGRAMS.items() if not which(name)]
     if "overlay" not in {line.split()[-1] for line in filesystems.splitlines() if line.strip()}:
         reasons.append("the kernel has no overlay file system (containerd's overlayfs snapshotter needs it)")
-    if "loopback" not in set(cni_plugins):
-        reasons.append(f"no loopback CNI plugin in {CNI_BIN_DIR} (Debian package containernetworking-plugins)")
+    missing = [name for name in CNI_PLUGINS if name not in set(cni_plugins)]
+    if missing:
+        package = "Debian package containernetworking-plugins"
+        reasons.append(f"no {', '.join(missing)} CNI plugin in {CNI_BIN_DIR} ({package})")
     if not busybox:
         reasons.append(f"no static busybox at {BUSYBOX} (Debian package busybox-static)")
     return reasons
@@ -110,6 +117,15 @@ class Layout:
     @property
     def cni_dir(self) -> Path:
         return self.root / "cni"
+
+    @property
+    def cni_bin_dir(self) -> Path:
+        """The plugins containerd runs: links to Debian's, and :func:`bridge_wrapper` in place of ``bridge``."""
+        return self.root / "cni-bin"
+
+    @property
+    def ipam_dir(self) -> Path:
+        return self.root / "cni-ipam"
 
     @property
     def var_lib(self) -> Path:
@@ -137,7 +153,7 @@ def _toml_string(value: str | Path) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-def containerd_config(layout: Layout, sandbox_image: str, cni_bin_dir: Path = CNI_BIN_DIR) -> str:
+def containerd_config(layout: Layout, sandbox_image: str) -> str:
     """A private containerd: own root, state and socket; CRI with overlayfs, runc on cgroupfs.
 
     ``restrict_oom_score_adj``: without CAP_SYS_RESOURCE a sandbox cannot lower its oom_score_adj below ours.
@@ -160,14 +176,40 @@ def containerd_config(layout: Layout, sandbox_image: str, cni_bin_dir: Path = CN
         f"{cri}.containerd]", '  snapshotter = "overlayfs"', '  default_runtime_name = "runc"',
         f"{cri}.containerd.runtimes.runc]", '  runtime_type = "io.containerd.runc.v2"',
         f"{cri}.containerd.runtimes.runc.options]", "  SystemdCgroup = false",
-        f"{cri}.cni]", f"  bin_dir = {_toml_string(cni_bin_dir)}", f"  conf_dir = {_toml_string(layout.cni_dir)}",
+        f"{cri}.cni]", f"  bin_dir = {_toml_string(layout.cni_bin_dir)}",
+        f"  conf_dir = {_toml_string(layout.cni_dir)}",
         "",
     ])  # fmt: skip
 
 
-def cni_conflist() -> str:
-    """Loopback only: pods use the host network (no pod network exists), but CRI reports the network ready."""
-    return json.dumps({"cniVersion": "1.0.0", "name": "cfs-csi-dev", "plugins": [{"type": "loopback"}]}, indent=2)
+def cni_conflist(ipam_dir: Path) -> str:
+    """A single-node bridge network: each pod gets an address of :data:`POD_SUBNET` on ``eth0``.
+
+    A pod sandbox without an address on an interface is refused by containerd ("failed to find network info"),
+    so pods that do not use the host network (every pod of Kubernetes' storage e2e suite) need one. The bridge
+    and the host ends of the veth pairs live in the node's network namespace (:func:`bridge_wrapper`), so the
+    host's network never changes; addresses are leased in ``ipam_dir`` under the node's root.
+    """
+    ipam = {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]], "dataDir": str(ipam_dir)}
+    bridge = {
+        "type": "bridge",
+        "bridge": BRIDGE,
+        "isGateway": False,
+        "ipMasq": False,
+        "hairpinMode": True,
+        "ipam": ipam,
+    }
+    return json.dumps({"cniVersion": "1.0.0", "name": "cfs-csi-dev", "plugins": [bridge]}, indent=2)
+
+
+def bridge_wrapper(net_ns: str, plugin: Path = CNI_BIN_DIR / "bridge") -> str:
+    """The ``bridge`` plugin containerd runs: Debian's, entered into the node's network namespace ``net_ns``.
+
+    CNI plugins run in containerd's network namespace (the host's here) and the bridge plugin makes its bridge
+    there. Run in the node's own namespace instead, the bridge and the veths' host ends are made there and go
+    with it; the pod end is moved into the pod's namespace by path (``CNI_NETNS``), which works from anywhere.
+    """
+    return f"#!/bin/sh\nexec /usr/bin/nsenter --net={net_ns} -- {plugin}\n"
 
 
 @dataclass(frozen=True)
@@ -551,7 +593,7 @@ def _prepare(layout: Layout, plane: ControlPlane, name: str, ports: KubeletPorts
     resolv = Path("/etc/resolv.conf")
     (layout.root / "resolv.conf").write_text(resolv.read_text() if resolv.exists() else "nameserver 127.0.0.1\n")
     layout.containerd_config.write_text(containerd_config(layout, ociimage.PAUSE_IMAGE))
-    (layout.cni_dir / "10-loopback.conflist").write_text(cni_conflist())
+    (layout.cni_dir / "10-bridge.conflist").write_text(cni_conflist(layout.ipam_dir))
     certs = issue_node(plane.pki, layout.root / "pki", name)
     (layout.root / "kubelet.yaml").write_text(
         kubelet_config(layout, plane.pki.ca_cert, certs.serving_cert, certs.serving_key, ports)
@@ -563,7 +605,7 @@ def _prepare(layout: Layout, plane: ControlPlane, name: str, ports: KubeletPorts
 
 def _start_holder(layout: Layout) -> tuple[subprocess.Popen[bytes], str]:
     own_ns = os.readlink("/proc/self/ns/mnt")
-    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"],
+    holder = subprocess.Popen(["unshare", "--mount", "--net", "--propagation", "private", "--", "sleep", "infinity"],
                               stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -576,6 +618,16 @@ def _start_holder(layout: Layout) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.05)
     holder.kill()
     raise RuntimeError("the node's mount namespace did not appear within 10s")
+
+
+def _install_cni(layout: Layout, net_ns: str) -> None:
+    layout.cni_bin_dir.mkdir(exist_ok=True)
+    for name in CNI_PLUGINS:
+        if name != "bridge":
+            (layout.cni_bin_dir / name).symlink_to(CNI_BIN_DIR / name)
+    wrapper = layout.cni_bin_dir / "bridge"
+    wrapper.write_text(bridge_wrapper(net_ns))
+    wrapper.chmod(0o755)
 
 
 def _check_overlay(node: Node) -> None:
@@ -627,6 +679,7 @@ def start(plane: ControlPlane, tools: Mapping[str, Path], name: str = NODE_NAME,
     tunables = {t: (layout.sysctl_dir / t.replace("/", ".")).read_text().strip() for t in KERNEL_TUNABLES}
     node = Node(name, layout, holder, ns, cgroups_before, tunables)
     try:
+        _install_cni(layout, f"/proc/{holder.pid}/ns/net")
         for mount in namespace_mounts(layout):
             _run([*node.enter(), "mount", *mount])
         _check_overlay(node)

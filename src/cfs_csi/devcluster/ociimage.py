@@ -51,6 +51,7 @@ class Image:
     cmd: Sequence[str] = ()
     env: Sequence[str] = ("PATH=/bin",)
     labels: dict[str, str] = field(default_factory=dict)
+    extra: Sequence[Entry] = ()  # a second layer on top of the shared one (agnhost's binary)
 
 
 def layer_tar(entries: Iterable[Entry]) -> bytes:
@@ -92,18 +93,24 @@ def archive(images: Sequence[Image], layer: bytes, architecture: str = "amd64") 
     blobs: dict[str, bytes] = {layer_digest: layer}
     manifests = []
     for image in images:
+        layers = [(layer_digest, len(layer))]
+        if image.extra:
+            extra_digest, extra = _blob(layer_tar(image.extra))
+            blobs[extra_digest] = extra
+            layers.append((extra_digest, len(extra)))
         config = _json({
             "architecture": architecture, "os": "linux",
             "config": {"Entrypoint": list(image.entrypoint) or None, "Cmd": list(image.cmd) or None,
                        "Env": list(image.env), "Labels": image.labels or None, "WorkingDir": "/"},
-            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-            "history": [{"created_by": "cfs-csi devcluster ociimage", "created": "1970-01-01T00:00:00Z"}],
+            "rootfs": {"type": "layers", "diff_ids": [digest for digest, _ in layers]},
+            "history": [{"created_by": "cfs-csi devcluster ociimage", "created": "1970-01-01T00:00:00Z"}
+                        for _ in layers],
         })  # fmt: skip
         config_digest, _ = _blob(config)
         manifest = _json({
             "schemaVersion": 2, "mediaType": MANIFEST,
             "config": {"mediaType": CONFIG, "digest": config_digest, "size": len(config)},
-            "layers": [{"mediaType": LAYER, "digest": layer_digest, "size": len(layer)}],
+            "layers": [{"mediaType": LAYER, "digest": digest, "size": size} for digest, size in layers],
         })  # fmt: skip
         manifest_digest, _ = _blob(manifest)
         blobs[config_digest], blobs[manifest_digest] = config, manifest
@@ -149,4 +156,36 @@ def dev_images() -> list[Image]:
 def write(path: Path, busybox: Path) -> Path:
     """Write the busybox and pause images (one shared layer) as an OCI archive at ``path``."""
     path.write_bytes(archive(dev_images(), layer_tar(busybox_files(busybox))))
+    return path
+
+
+# The images Kubernetes' External Storage e2e suite runs, under the exact names its test binary asks for
+# (``e2e.test -list-images``). Their pods always give a command, and only need a shell and the usual tools (the
+# suite's "exec" and multi-volume specs run ``sh`` in nginx and glibc-dns-testing), so busybox stands in for each
+# image's content; agnhost is the real program, built from Kubernetes' own module at the suite's version.
+E2E_REGISTRY = "registry.k8s.io/e2e-test-images"
+E2E_BUSYBOX = f"{E2E_REGISTRY}/busybox:1.37.0-2"
+E2E_AGNHOST = f"{E2E_REGISTRY}/agnhost:2.66.1"
+E2E_NGINX = f"{E2E_REGISTRY}/nginx:1.27.0-2"
+E2E_GLIBC = f"{E2E_REGISTRY}/glibc-dns-testing:2.1.1"
+E2E_PAUSE = "registry.k8s.io/pause:3.10.2"
+# What a server image's container does when the pod gives no command: stay up until stopped, as nginx would.
+SERVE_FOREVER = PAUSE_COMMAND
+
+
+def e2e_images(agnhost: bytes) -> list[Image]:
+    """The suite's images: busybox for all but agnhost, which adds its binary as ``/agnhost`` (its entrypoint,
+    as in the real image, so ``args: [mounttest, ...]`` run it)."""
+    return [
+        Image(E2E_BUSYBOX, (), cmd=("sh",)),
+        Image(E2E_NGINX, (), cmd=SERVE_FOREVER),
+        Image(E2E_GLIBC, (), cmd=SERVE_FOREVER),
+        Image(E2E_PAUSE, PAUSE_COMMAND),
+        Image(E2E_AGNHOST, ("/agnhost",), cmd=("pause",), extra=(Entry("agnhost", data=agnhost),)),
+    ]
+
+
+def write_e2e(path: Path, busybox: Path, agnhost: Path) -> Path:
+    """Write the e2e suite's images (see :func:`e2e_images`) as an OCI archive at ``path``."""
+    path.write_bytes(archive(e2e_images(agnhost.read_bytes()), layer_tar(busybox_files(busybox))))
     return path
