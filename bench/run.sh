@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Run the CSI load benchmark (prints JSON). Root; runs in a private mount namespace.
+# Run a benchmark as root in a private mount namespace:
+#   bench/run.sh [ARGS]        CSI load (controller and node pairs, JSON; bench/csi_load.py)
+#   bench/run.sh node [ARGS]   node plugin side by side with csi-driver-nfs when $CFS_CSI_ANCHOR_NFS_PLUGIN names
+#                              its nfsplugin binary (one table; bench/node_bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec unshare --mount --propagation private env CFS_CSI_MOUNT_NS=private .venv/bin/python bench/csi_load.py "$@"
+script=bench/csi_load.py
+if [[ "${1:-}" == node ]]; then
+  script=bench/node_bench.py
+  shift
+fi
+exec unshare --mount --propagation private env CFS_CSI_MOUNT_NS=private .venv/bin/python "$script" "$@"

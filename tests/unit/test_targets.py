@@ -10,8 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from cfs_csi.mount.mountinfo import MountTable
 from cfs_csi.mount.podpath import pod_path
-from cfs_csi.mount.targets import OpenPods, PodsDir, PodsDirMissing, check_is_directory, in_thread, remove_target
+from cfs_csi.mount.targets import (
+    OpenPods,
+    PodsDir,
+    PodsDirMissing,
+    check_is_directory,
+    fs_is_local,
+    in_thread,
+    is_network_fs,
+    remove_target,
+    walk_is_local,
+)
 from cfs_csi.safefs import UnsafePath
 
 
@@ -135,3 +146,51 @@ async def test_in_thread_waits_for_the_step_when_cancelled_and_closes_its_result
     with pytest.raises(asyncio.CancelledError):
         await task
     assert handle.closed
+
+
+# -- issue 15: walks that cross no mount point run without a thread -------------------------------------------
+
+TABLE = """\
+1 0 8:1 / / rw - ext4 /dev/sda1 rw
+2 1 8:2 / /var/lib/kubelet rw - xfs /dev/sdb1 rw
+3 2 0:40 / /var/lib/kubelet/pods/uid/volumes/kubernetes.io~nfs/share rw - nfs4 h:/x rw
+4 2 0:41 / /var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/pv/mount rw - nfs h:/y rw
+5 1 0:42 / /nfs-kubelet rw - nfs h:/k rw
+6 1 0:43 / /fuse-kubelet rw - fuse.sshfs u@h: rw"""
+
+
+@pytest.mark.parametrize(
+    ("target", "include_target", "local"),
+    [
+        ("uid/volumes/kubernetes.io~csi/pv/mount", False, True),  # unpublish: the target itself is not entered
+        ("uid/volumes/kubernetes.io~csi/pv/mount", True, False),  # publish: it would be
+        ("uid/volumes/kubernetes.io~csi/other/mount", True, True),
+        ("uid/volumes/kubernetes.io~nfs/share/deeper/mount", False, False),  # through another volume's mount
+        ("uid/volumes/kubernetes.io~nfs/share", False, True),
+    ],
+)
+def test_walk_is_local(target: str, include_target: bool, local: bool) -> None:
+    table = MountTable(text=TABLE)
+    path = pod_path("/var/lib/kubelet/pods", f"/var/lib/kubelet/pods/{target}")
+    assert walk_is_local(table, "/var/lib/kubelet/pods", path, include_target) is local
+
+
+@pytest.mark.parametrize(
+    ("pods_real", "local"),
+    [
+        ("/var/lib/kubelet/pods", True),
+        ("/srv/pods", True),
+        ("/nfs-kubelet/pods", False),
+        ("/fuse-kubelet/pods", False),
+    ],
+)
+def test_fs_is_local(pods_real: str, local: bool) -> None:
+    assert fs_is_local(MountTable(text=TABLE), pods_real) is local
+
+
+@pytest.mark.parametrize(
+    ("fstype", "network"),
+    [("nfs", True), ("nfs4", True), ("fuse.sshfs", True), ("cifs", True), ("ext4", False), ("tmpfs", False)],
+)
+def test_is_network_fs(fstype: str, network: bool) -> None:
+    assert is_network_fs(fstype) is network

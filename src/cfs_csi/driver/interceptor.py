@@ -34,7 +34,9 @@ LOG_VALUE_LIMIT = 256
 #: Longest error message sent back to the caller.
 MESSAGE_LIMIT = 2048
 
-#: Called every few seconds by liveness probes and sidecars: logged at debug level only.
+#: Logged at debug level only: called every few seconds by liveness probes and sidecars, or by the kubelet for
+#: every pod that starts or stops (a node plugin's log line per call costs more than its work; issue 15). A
+#: failure is logged at warning level whatever the method.
 _QUIET = frozenset(
     {
         "Probe",
@@ -43,6 +45,9 @@ _QUIET = frozenset(
         "NodeGetCapabilities",
         "ControllerGetCapabilities",
         "NodeGetVolumeStats",
+        "NodeGetInfo",
+        "NodePublishVolume",
+        "NodeUnpublishVolume",
     }
 )
 

@@ -55,7 +55,7 @@ from cfs_csi.driver.published import Publication, PublishedVolumes, TargetState,
 from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.heal import Action, Health, existing_mount_action
 from cfs_csi.mount.mounter import Mounter, ladder_budget, unmount
-from cfs_csi.mount.mountinfo import MountTable, read_mount_table
+from cfs_csi.mount.mountinfo import MountTable, MountWatch
 from cfs_csi.mount.podpath import OutsidePods, PodPath, pod_path
 from cfs_csi.mount.stats import StatsProbes
 from cfs_csi.mount.targets import (
@@ -64,8 +64,12 @@ from cfs_csi.mount.targets import (
     PodsDir,
     PodsDirMissing,
     check_is_directory,
+    fs_is_local,
     in_thread,
+    in_thread_unless,
     remove_target,
+    try_remove_target,
+    walk_is_local,
 )
 from cfs_csi.volume.errors import InvalidArgument
 from cfs_csi.volume.nfs import NfsMount, nfs_mount_for
@@ -104,6 +108,11 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         self._pods = pods
         self._in_flight = InFlight(target_locks)
         self._stats = StatsProbes()
+        #: The mount table, read again only after it changed (:class:`~cfs_csi.mount.mountinfo.MountWatch`).
+        self._mounts = MountWatch()
+        #: The pods directory is on a local file system (checked by :meth:`reconcile` at start-up): walks below it
+        #: that cross no mount point run inline instead of in a thread (:func:`~cfs_csi.mount.targets.walk_is_local`).
+        self._pods_local = False
 
     def reconcile(self) -> None:
         """At start-up: compare the publication records with what is mounted below the pods directory.
@@ -118,7 +127,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             log.warning("not reconciling publication records: %s", exc)
             return
         with contextlib.closing(pods):
-            table = read_mount_table()
+            table = self._mounts.table()
+            self._pods_local = fs_is_local(table, pods.real_path)
             recorded: set[str] = set()
             for publication in self._published.all():
                 state = self._state_of(publication.target_path, pods, table)
@@ -159,6 +169,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 return TargetState.GONE
         return TargetState.UNMOUNTED
 
+    def _inline(self, table: MountTable, pods: OpenPods, target: PodPath, include_target: bool) -> bool:
+        """Whether a walk to ``target`` cannot block, so that it runs without a thread hop."""
+        return self._pods_local and walk_is_local(table, pods.real_path, target, include_target)
+
     def _target(self, path: str, field: str) -> PodPath:
         return pod_path(self._pods.path, require(path, field))
 
@@ -182,19 +196,20 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         exclusive = request.volume_capability.access_mode.mode == _SINGLE_WRITER
         keys = (f"volume/{volume_id}", f"target/{target.path}")
         with self._in_flight.hold(*keys, target=target.path), self._open_pods() as pods:
-            table = read_mount_table()
+            table = self._mounts.table()
             self._check_exclusive(volume_id, target, exclusive, table, pods)
             real = pods.real(target)
             found = table.at(real) is not None
             if not (found and await self._keep_existing(volume_id, nfs, target, real, pods)):
-                before = read_mount_table() if found else table
-                with contextlib.closing(await in_thread(lambda: pods.make_target(target))) as opened:
-                    log.info("mounting %s at %s with options %s", nfs.source, target.path, ",".join(nfs.options))
+                before = self._mounts.table() if found else table
+                inline = self._inline(before, pods, target, include_target=True)
+                with contextlib.closing(await in_thread_unless(inline, lambda: pods.make_target(target))) as opened:
+                    log.debug("mounting %s at %s with options %s", nfs.source, target.path, ",".join(nfs.options))
                     try:
                         await self._mounter.mount(nfs, opened)
                         await self._check_mounted(opened, real, nfs.read_only, before)
                     except BaseException:
-                        if read_mount_table().at(real) is None:  # leave the directories as they were
+                        if self._mounts.table().at(real) is None:  # leave the directories as they were
                             await in_thread(lambda: pods.remove_created(opened))
                         raise
             self._published.record(
@@ -212,7 +227,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         record = self._published.get(target.path)
         recorded = record is not None and record.volume_id == volume_id and record.source == nfs.source
         for _ in range(_MAX_STACKED):
-            table = read_mount_table()
+            table = self._mounts.table()
             existing = table.at(real)
             if existing is None:
                 return False
@@ -261,9 +276,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
     def _ladder_time(self) -> float:
         return ladder_budget(self._timeouts.unmount, remaining(math.inf))
 
-    @staticmethod
-    def _mounted_check(real: str) -> Callable[[], bool]:
-        return lambda: read_mount_table().at(real) is not None
+    def _mounted_check(self, real: str) -> Callable[[], bool]:
+        return lambda: self._mounts.table().at(real) is not None
 
     async def _check_mounted(self, target: OpenTarget, real: str, read_only: bool, before: MountTable) -> None:
         """The mount must show at the target's path, read-only if asked: roll it back otherwise.
@@ -273,7 +287,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         trusted; where it went is logged for the admin (mounts new since ``before``), never unmounted by a path
         that the same swap could redirect again.
         """
-        after = read_mount_table()
+        after = self._mounts.table()
         entry = after.at(real)
         if entry is not None and entry.read_only == read_only:
             return
@@ -313,29 +327,38 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
             if publication is not None and publication.volume_id != volume_id:
                 raise not_found(f"{target.path} holds volume {publication.volume_id}, not {volume_id}; left as is")
             real = pods.real(target)
-            ref = await in_thread(lambda: pods.open_parent(target))
+            table = self._mounts.table()
+            inline = self._inline(table, pods, target, include_target=False)  # the target itself is not entered
+            ref = await in_thread_unless(inline, lambda: pods.open_parent(target))
             if ref is None:  # a component is missing: nothing there, already unpublished
                 self._published.forget(target.path)
                 return csi_pb2.NodeUnpublishVolumeResponse()
             with contextlib.closing(ref):
                 unmounted = False
+                removed: bool | None = None  # what rmdir right after an unmount said (None: still a mount point)
                 end = time.monotonic() + self._ladder_time()  # all stacked mounts together
-                for _ in range(_MAX_STACKED):
-                    if read_mount_table().at(real) is None:
+                for step in range(_MAX_STACKED):
+                    # After the first unmount, only when rmdir said EBUSY: another mount is stacked underneath.
+                    if (table if step == 0 else self._mounts.table()).at(real) is None:
                         break
                     await unmount(ref, end - time.monotonic(), self._mounted_check(real))
                     unmounted = True
+                    removed = await in_thread_unless(inline, lambda: try_remove_target(ref))
+                    if removed is not None:
+                        break
                 else:
                     raise CsiError(
                         grpc.StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts"
                     )
                 if not unmounted:
-                    await in_thread(lambda: check_is_directory(ref))
+                    await in_thread_unless(inline, lambda: check_is_directory(ref))
                 if publication is None and not unmounted:
                     # Never published here (no record) and nothing mounted: not ours to remove.
                     log.info("%s holds no publication and no mount; leaving it as it is", target.path)
                     return csi_pb2.NodeUnpublishVolumeResponse()
-                if not await in_thread(lambda: remove_target(ref)):
+                if removed is None:
+                    removed = await in_thread_unless(inline, lambda: remove_target(ref))
+                if not removed:
                     # Data written into the bare directory while nothing was mounted: keep it, and say so.
                     log.warning("target %s is not an empty directory after unmount; leaving it in place", target.path)
             self._published.forget(target.path)
@@ -353,7 +376,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         publication = self._published.get(path)
         with self._open_pods() as pods:
             real = pods.real(target)
-        mounted = read_mount_table().at(real) is not None
+        mounted = self._mounts.table().at(real) is not None
         if publication is not None and publication.volume_id != volume_id:
             raise not_found(f"{path} holds volume {publication.volume_id}, not {volume_id}")
         if publication is None and not mounted:

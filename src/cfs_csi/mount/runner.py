@@ -8,18 +8,27 @@ once (a request to a dead NFS or FUSE server that was already sent cannot be int
 (``mount.nfs``). Every one of them inherits the call's lock file (:attr:`Children.inherit`), so the file stays
 locked until the last has exited: :mod:`cfs_csi.driver.locks` holds the call's keys until then, and a restarted
 plugin sees the target as busy too.
+
+How (issue 15): a child is started by :class:`subprocess.Popen` (``vfork``, and every descriptor but
+``pass_fds`` closed in the child), its stdout and stderr go into one pipe that the event loop reads, and its exit
+is seen through a pidfd (Linux 5.3) on the event loop; without pidfds, a daemon thread per child waits for it. No
+asyncio subprocess transport, no child-watcher thread per command. (``os.posix_spawn`` was tried: it closes
+nothing it is not told to, and under concurrent calls a ``mount`` was seen holding another call's lock file.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import subprocess
+import threading
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cfs_csi.mount.errors import MountError, MountErrorKind
 
@@ -28,6 +37,8 @@ log = logging.getLogger(__name__)
 #: How long a timed-out call waits for its killed command to be reaped before answering anyway (the command's
 #: locks stay held until it exits).
 _REAP_SECONDS = 0.2
+#: Output kept from one command (the rest is read and dropped): enough for any error message of mount.
+_OUTPUT_LIMIT = 64 * 1024
 
 
 @dataclass
@@ -37,10 +48,29 @@ class Children:
     inherit: tuple[int, ...] = ()
 
 
+@dataclass(eq=False)
+class _Command:
+    """A running child: its pid (also its process group's id), its output so far, and its exit."""
+
+    argv0: str
+    process: subprocess.Popen[bytes]
+    exited: asyncio.Future[int]
+    output_done: asyncio.Future[None]
+    output: bytearray = field(default_factory=bytearray)
+    killed: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.exited.result() if self.exited.done() else None
+
+
 _OWNER: ContextVar[Children | None] = ContextVar("cfs_csi_children", default=None)
 #: Every child running now, for :func:`kill_all`.
-_RUNNING: set[asyncio.subprocess.Process] = set()
-_REAPERS: set[asyncio.Future[None]] = set()
+_RUNNING: set[_Command] = set()
 _stopping = False
 
 
@@ -58,20 +88,104 @@ def kill_all() -> int:
     """Kill every running command's process group (the plugin is stopping); how many there were."""
     global _stopping
     _stopping = True
-    for proc in list(_RUNNING):
-        _kill(proc)
+    for command in list(_RUNNING):
+        _kill(command)
     return len(_RUNNING)
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
+def _kill(command: _Command) -> None:
+    # The group outlives its leader while a member (a mount.nfs helper) runs, and the kernel does not reuse a pid
+    # that is still a group's id, so this never reaches another process.
+    command.killed = True
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(command.pid, signal.SIGKILL)
+
+
+def _spawn(argv: Sequence[str], keep_fds: Sequence[int], output: int) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own: stdin /dev/null, stdout and stderr ``output``, ``keep_fds`` open under
+    their numbers and nothing else of ours."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        pass_fds=tuple(keep_fds),
+        close_fds=True,
+        start_new_session=True,
+    )
+
+
+def _start(argv: Sequence[str], keep_fds: Sequence[int]) -> _Command:
+    loop = asyncio.get_running_loop()
+    read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        os.set_blocking(write_end, True)
+        process = _spawn(argv, keep_fds, write_end)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    command = _Command(argv[0], process, loop.create_future(), loop.create_future())
+    _read_output(loop, read_end, command)
+    _watch_exit(loop, command)
+    _RUNNING.add(command)
+    return command
+
+
+def _read_output(loop: asyncio.AbstractEventLoop, fd: int, command: _Command) -> None:
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            command.output += chunk[: max(0, _OUTPUT_LIMIT - len(command.output))]
+            return
+        loop.remove_reader(fd)
+        os.close(fd)
+        command.output_done.set_result(None)
+
+    loop.add_reader(fd, readable)
+
+
+def _watch_exit(loop: asyncio.AbstractEventLoop, command: _Command) -> None:
+    def settle(status: int) -> None:
+        _RUNNING.discard(command)
+        command.process.returncode = code = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        command.exited.set_result(code)
+        if command.killed:
+            log.info("killed command %s (pid %d) has exited", command.argv0, command.pid)
+
+    try:
+        pidfd = os.pidfd_open(command.pid)
+    except OSError as exc:  # no pidfds (Linux < 5.3): a thread of its own waits for this child
+        if exc.errno not in (errno.ENOSYS, errno.EPERM):
+            raise
+
+        def wait() -> None:
+            _, status = os.waitpid(command.pid, 0)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting
+                loop.call_soon_threadsafe(settle, status)
+
+        threading.Thread(target=wait, name=f"wait {command.pid}", daemon=True).start()
+        return
+
+    def exited() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(command.pid, 0)  # it has exited: this does not block
+        settle(status)
+
+    loop.add_reader(pidfd, exited)
 
 
 async def run(
     argv: Sequence[str], timeout: float, pass_fds: Sequence[int] = (), shown: tuple[str, str] | None = None
 ) -> str:
-    """Run ``argv`` and return its stdout; raise :class:`MountError` on failure or timeout.
+    """Run ``argv`` and return its output (stdout and stderr); raise :class:`MountError` on failure or timeout.
 
     The command runs in its own session so that the whole group (``mount`` and the ``mount.nfs`` helper it
     forks) can be killed, not just the parent. ``pass_fds`` are inherited under the same numbers (for
@@ -85,44 +199,37 @@ async def run(
     owner = _OWNER.get()
     inherit = owner.inherit if owner is not None else ()
     log.debug("running %s (timeout %.1fs)", list(argv), timeout)
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-        pass_fds=(*pass_fds, *inherit),
-    )
-    _RUNNING.add(proc)
     try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+        command = _start(argv, (*pass_fds, *inherit))
+    except OSError as exc:
+        raise MountError(MountErrorKind.FAILED, f"{argv[0]} could not be started: {exc.strerror}") from None
+    finished = asyncio.gather(command.exited, command.output_done)
+    try:
+        # Shielded: a timeout or a cancelled call must not cancel the futures the loop settles when the child ends.
+        await asyncio.wait_for(asyncio.shield(finished), timeout)
     except TimeoutError:
-        _kill(proc)
+        _kill(command)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), _REAP_SECONDS)
-        still = "" if proc.returncode is not None else f" (pid {proc.pid} has not exited yet)"
+            await asyncio.wait_for(asyncio.shield(command.exited), _REAP_SECONDS)
+        still = "" if command.returncode is not None else f" (pid {command.pid} has not exited yet)"
         raise MountError(
             MountErrorKind.TIMEOUT, f"{argv[0]} did not finish within {timeout:.0f}s and was killed{still}"
         ) from None
     except asyncio.CancelledError:
-        log.warning("%s: the call was cancelled; killing it (pid %d)", argv[0], proc.pid)
-        _kill(proc)
+        if command.returncode is None:
+            log.warning("%s: the call was cancelled; killing it (pid %d)", argv[0], command.pid)
+            _kill(command)
         raise
-    finally:
-        if proc.returncode is None:
-            _REAPERS.add(reaper := asyncio.ensure_future(_forget_when_done(proc)))
-            reaper.add_done_callback(_REAPERS.discard)
-        else:
-            _RUNNING.discard(proc)
-    if proc.returncode != 0:
+    output = command.output.decode(errors="replace")
+    if command.returncode != 0:
         if _stopping:
             raise MountError(MountErrorKind.FAILED, f"{argv[0]} was killed: the plugin is stopping")
-        detail = (stderr or stdout).decode(errors="replace").strip() or f"exit code {proc.returncode}"
+        detail = output.strip() or f"exit code {command.returncode}"
         kind = failure_kind(detail)
         words = [arg for arg in argv if arg != "--no-canonicalize"][:2]
         message = f"{' '.join(words)} failed: {detail}"
         raise MountError(kind, message.replace(*shown) if shown else message)
-    return stdout.decode(errors="replace")
+    return output
 
 
 #: What ``mount.nfs`` says when the server itself reports that the export path does not exist.
@@ -137,9 +244,3 @@ def failure_kind(detail: str) -> MountErrorKind:
     admit: neither proves the export is missing, so both stay FAILED (INTERNAL), with the server's words.
     """
     return MountErrorKind.NOT_FOUND if _EXPORT_MISSING in detail else MountErrorKind.FAILED
-
-
-async def _forget_when_done(proc: asyncio.subprocess.Process) -> None:
-    await proc.wait()
-    _RUNNING.discard(proc)
-    log.info("killed command (pid %d) has exited", proc.pid)

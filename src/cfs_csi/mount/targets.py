@@ -6,7 +6,9 @@ component by component with ``O_NOFOLLOW``, the target itself too, and mount and
 string that a swapped component could redirect. A target is only ever removed with ``rmdir`` of a name in a
 parent reached that way: a regular file, a symlink or a non-empty directory is never removed.
 
-The walks block (a component may sit on a network file system), so the node runs them with :func:`in_thread`.
+A walk can block when a component sits on a network file system that does not answer, so the node runs it with
+:func:`in_thread` unless :func:`walk_is_local` shows, from the mount table, that every component it touches is on
+the pods directory's own, local, file system (a thread hop costs about 0.3 ms, the step itself 0.06 ms: issue 15).
 """
 
 from __future__ import annotations
@@ -21,11 +23,42 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from cfs_csi import safefs
+from cfs_csi.mount.mountinfo import MountTable
 from cfs_csi.mount.podpath import PodPath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 T = TypeVar("T")
+
+
+#: File-system types whose calls may wait on a server (``fuse.sshfs`` counts as ``fuse``).
+NETWORK_FS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "fuse", "fuseblk", "afs", "lustre", "gfs2",
+     "ocfs2", "beegfs", "gpfs", "virtiofs"}
+)  # fmt: skip
+
+
+def is_network_fs(fstype: str) -> bool:
+    return fstype.split(".", 1)[0] in NETWORK_FS
+
+
+def fs_is_local(table: MountTable, path: str) -> bool:
+    """Whether the file system holding ``path`` (a real path) is one whose calls never wait on a server (pure)."""
+    located = table.locate(path)
+    return located is not None and not is_network_fs(located[0].fstype)
+
+
+def walk_is_local(table: MountTable, pods_real: str, target: PodPath, include_target: bool) -> bool:
+    """Whether no component below ``pods_real`` down to the target's parent (and the target itself, if
+    ``include_target``) is a mount point in ``table``: a walk then stays on the pods directory's file system (pure).
+    """
+    parts = target.parts if include_target else target.parent
+    path = pods_real.rstrip("/")
+    for part in parts:
+        path = f"{path}/{part}"
+        if table.at(path) is not None:
+            return False
+    return True
 
 
 class PodsDirMissing(Exception):
@@ -205,15 +238,29 @@ def check_is_directory(target: TargetRef) -> None:
 def remove_target(target: TargetRef) -> bool:
     """``rmdir`` the (unmounted) target; True if it is gone. Never removes anything else: a file, a symlink
     (``rmdir`` refuses both) or a directory with content (written while nothing was mounted) stays."""
+    return try_remove_target(target) is True
+
+
+def try_remove_target(target: TargetRef) -> bool | None:
+    """:func:`remove_target`, telling apart a target that is still a mount point (``None``: EBUSY, something is
+    mounted there) from one that stays for its content or kind (False). Right after an unmount this answers,
+    without reading the mount table again, whether another mount was stacked underneath."""
     try:
         os.rmdir(target.name, dir_fd=target.parent_fd)
     except FileNotFoundError:
         return True
     except OSError as exc:
-        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EBUSY):
+        if exc.errno == errno.EBUSY:
+            return None
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
             return False
         raise
     return True
+
+
+async def in_thread_unless(inline: bool, step: Callable[[], T]) -> T:
+    """``step()`` here when ``inline`` (it cannot block: see :func:`walk_is_local`), else :func:`in_thread`."""
+    return step() if inline else await in_thread(step)
 
 
 async def in_thread(step: Callable[[], T]) -> T:
