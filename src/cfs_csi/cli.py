@@ -158,7 +158,7 @@ def _api_exception() -> type[Exception]:
 
 
 def _client(sub: Subparsers) -> None:
-    from cfs_csi.client import add_client_parser
+    from cfs_csi.clientcli import add_client_parser
 
     add_client_parser(sub)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import tempfile
@@ -46,31 +47,46 @@ def _run(args: argparse.Namespace) -> int:
         except node.NodeUnavailable as exc:
             print(f"dev-cluster: no real node on this machine: {exc}", file=sys.stderr)
             return 1
+    # Readiness polls answer 500 until a component is ready: normal, and not worth a line each.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     binaries = tools.ensure([*cluster.CONTROL_PLANE_TOOLS, *(node.NODE_TOOLS if args.with_node else ())])
     root = args.dir or Path(tempfile.mkdtemp(prefix="cfs-csi-dev-cluster-"))
-    plane = cluster.start(root, binaries, remove_root=args.dir is None)
-    the_node = None
-    if args.with_node:
-        try:
-            the_node = node.start(plane, binaries)
-        except BaseException:
-            plane.stop()
-            raise
-        print(_node_help(the_node))
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    print(f"control plane at {plane.server}\nexport KUBECONFIG={plane.kubeconfig}\n(Ctrl-C stops and cleans up)")
+    # SIGTERM is a stop request from the first moment, as Ctrl-C is: while starting, it unwinds the start (each
+    # start stops what it started on any exception); once up, it ends the wait below. Either way the finally
+    # clauses stop every process (they run in their own sessions, so no signal reaches them directly).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        plane = cluster.start(root, binaries, remove_root=args.dir is None)
+    except KeyboardInterrupt:
+        print("dev-cluster: stopped while starting; what had started was stopped", file=sys.stderr)
+        return 130
+    the_node = None
+    try:
+        if args.with_node:
+            the_node = node.start(plane, binaries)
+            print(_node_help(the_node))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        print(f"control plane at {plane.server}\nexport KUBECONFIG={plane.kubeconfig}\n"
+              "(Ctrl-C or SIGTERM stops and cleans up)", flush=True)  # fmt: skip
         while not stop.wait(2):
             plane.check()
             if the_node:
                 the_node.check()
+    except KeyboardInterrupt:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the teardown short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if the_node:
             the_node.stop()
         plane.stop()
     return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _node_help(the_node: node.Node) -> str:
@@ -81,7 +97,7 @@ def _node_help(the_node: node.Node) -> str:
         f"node {the_node.name} Ready (kubelet /var/lib/kubelet inside the node = {the_node.layout.kubelet_dir})\n"
         f"images: {ociimage.BUSYBOX_IMAGE} (imagePullPolicy: Never; no registry), {ociimage.PAUSE_IMAGE}\n"
         f"import an image archive: {ctr} images import <archive.tar>\n"
-        "pods use hostNetwork: true (no pod network, no kube-proxy)"
+        "pods off the host network get 10.244.0.0/24 addresses on a bridge private to the node (no kube-proxy)"
     )
 
 
