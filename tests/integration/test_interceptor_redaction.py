@@ -11,9 +11,10 @@ import pytest
 from cfs_csi.client import CsiClient
 from cfs_csi.cloud.base import FileSystem, FileSystemSpec
 from cfs_csi.cloud.errors import CloudError, ErrorKind
-from cfs_csi.csi import csi_pb2, csi_pb2_grpc
+from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.controller import ControllerServicer
-from cfs_csi.driver.interceptor import CsiInterceptor
+from cfs_csi.driver.grpcserve import GrpcServer
+from cfs_csi.driver.interceptor import intercept
 from cfs_csi.logsetup import forget_secrets, register_secret
 from cfs_csi.volume.params import VolumeParameters
 
@@ -39,13 +40,12 @@ class _RejectingCloud:
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[str]:
     register_secret(SECRET_ID)
-    server = grpc.aio.server(interceptors=[CsiInterceptor()])
-    csi_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(_RejectingCloud()), server)  # type: ignore[arg-type]
-    endpoint = f"unix://{tmp_path / 'csi.sock'}"
-    server.add_insecure_port(endpoint)
-    await server.start()
+    server = GrpcServer()
+    service = csi_pb2.DESCRIPTOR.services_by_name["Controller"]
+    server.add(service, ControllerServicer(_RejectingCloud()), intercept)  # type: ignore[arg-type]
+    await server.start(str(tmp_path / "csi.sock"))
     try:
-        yield endpoint
+        yield f"unix://{tmp_path / 'csi.sock'}"
     finally:
         await server.stop(None)
         forget_secrets()

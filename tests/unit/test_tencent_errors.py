@@ -2,45 +2,44 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from cfs_csi.cloud.errors import CloudError, ErrorKind
 from cfs_csi.cloud.tencent.errors import classify, is_retryable
-from cfs_csi.driver.errors import to_csi_error
+from cfs_csi.driver.errors import StatusCode, to_csi_error
 
 CASES = [
-    ("InvalidParameterValue.InvalidVpcId", ErrorKind.INVALID, grpc.StatusCode.INVALID_ARGUMENT),
-    ("InvalidParameterValue.FsNameLimitExceeded", ErrorKind.INVALID, grpc.StatusCode.INVALID_ARGUMENT),
-    ("InvalidParameter", ErrorKind.INVALID, grpc.StatusCode.INVALID_ARGUMENT),
-    ("MissingParameter", ErrorKind.INVALID, grpc.StatusCode.INVALID_ARGUMENT),
-    ("ResourceNotFound.PgroupNotFound", ErrorKind.INVALID, grpc.StatusCode.INVALID_ARGUMENT),
-    ("UnsupportedOperation.BasicNetInterfaceNotSupported", ErrorKind.INVALID, grpc.StatusCode.INVALID_ARGUMENT),
-    ("ResourceInsufficient.FileSystemLimitExceeded", ErrorKind.EXHAUSTED, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ("ResourceInsufficient.SubnetIpAllOccupied", ErrorKind.EXHAUSTED, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ("ResourceInsufficient.RegionSoldOut", ErrorKind.EXHAUSTED, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ("ResourcesSoldOut", ErrorKind.EXHAUSTED, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ("AuthFailure.SignatureFailure", ErrorKind.UNAUTHENTICATED, grpc.StatusCode.UNAUTHENTICATED),
-    ("AuthFailure.SecretIdNotFound", ErrorKind.UNAUTHENTICATED, grpc.StatusCode.UNAUTHENTICATED),
-    ("AuthFailure.TokenFailure", ErrorKind.UNAUTHENTICATED, grpc.StatusCode.UNAUTHENTICATED),
-    ("AuthFailure.UnauthorizedOperation", ErrorKind.DENIED, grpc.StatusCode.PERMISSION_DENIED),
-    ("UnauthorizedOperation", ErrorKind.DENIED, grpc.StatusCode.PERMISSION_DENIED),
-    ("UnsupportedOperation.UnverifiedUser", ErrorKind.DENIED, grpc.StatusCode.PERMISSION_DENIED),
-    ("UnsupportedOperation.OutOfService", ErrorKind.DENIED, grpc.StatusCode.PERMISSION_DENIED),
-    ("RequestLimitExceeded", ErrorKind.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
-    ("InternalError.Timeout", ErrorKind.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
-    ("ServerNetworkError", ErrorKind.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
-    ("ClientNetworkError", ErrorKind.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
-    ("FailedOperation.ClientTokenInUse", ErrorKind.PENDING, grpc.StatusCode.ABORTED),
-    ("ResourceInUse", ErrorKind.PENDING, grpc.StatusCode.ABORTED),
-    ("ResourceNotFound.FileSystemNotFound", ErrorKind.NOT_FOUND, grpc.StatusCode.NOT_FOUND),
-    ("InvalidAction", ErrorKind.INTERNAL, grpc.StatusCode.INTERNAL),
-    ("SomethingNew.NobodyKnows", ErrorKind.INTERNAL, grpc.StatusCode.INTERNAL),
+    ("InvalidParameterValue.InvalidVpcId", ErrorKind.INVALID, StatusCode.INVALID_ARGUMENT),
+    ("InvalidParameterValue.FsNameLimitExceeded", ErrorKind.INVALID, StatusCode.INVALID_ARGUMENT),
+    ("InvalidParameter", ErrorKind.INVALID, StatusCode.INVALID_ARGUMENT),
+    ("MissingParameter", ErrorKind.INVALID, StatusCode.INVALID_ARGUMENT),
+    ("ResourceNotFound.PgroupNotFound", ErrorKind.INVALID, StatusCode.INVALID_ARGUMENT),
+    ("UnsupportedOperation.BasicNetInterfaceNotSupported", ErrorKind.INVALID, StatusCode.INVALID_ARGUMENT),
+    ("ResourceInsufficient.FileSystemLimitExceeded", ErrorKind.EXHAUSTED, StatusCode.RESOURCE_EXHAUSTED),
+    ("ResourceInsufficient.SubnetIpAllOccupied", ErrorKind.EXHAUSTED, StatusCode.RESOURCE_EXHAUSTED),
+    ("ResourceInsufficient.RegionSoldOut", ErrorKind.EXHAUSTED, StatusCode.RESOURCE_EXHAUSTED),
+    ("ResourcesSoldOut", ErrorKind.EXHAUSTED, StatusCode.RESOURCE_EXHAUSTED),
+    ("AuthFailure.SignatureFailure", ErrorKind.UNAUTHENTICATED, StatusCode.UNAUTHENTICATED),
+    ("AuthFailure.SecretIdNotFound", ErrorKind.UNAUTHENTICATED, StatusCode.UNAUTHENTICATED),
+    ("AuthFailure.TokenFailure", ErrorKind.UNAUTHENTICATED, StatusCode.UNAUTHENTICATED),
+    ("AuthFailure.UnauthorizedOperation", ErrorKind.DENIED, StatusCode.PERMISSION_DENIED),
+    ("UnauthorizedOperation", ErrorKind.DENIED, StatusCode.PERMISSION_DENIED),
+    ("UnsupportedOperation.UnverifiedUser", ErrorKind.DENIED, StatusCode.PERMISSION_DENIED),
+    ("UnsupportedOperation.OutOfService", ErrorKind.DENIED, StatusCode.PERMISSION_DENIED),
+    ("RequestLimitExceeded", ErrorKind.UNAVAILABLE, StatusCode.UNAVAILABLE),
+    ("InternalError.Timeout", ErrorKind.UNAVAILABLE, StatusCode.UNAVAILABLE),
+    ("ServerNetworkError", ErrorKind.UNAVAILABLE, StatusCode.UNAVAILABLE),
+    ("ClientNetworkError", ErrorKind.UNAVAILABLE, StatusCode.UNAVAILABLE),
+    ("FailedOperation.ClientTokenInUse", ErrorKind.PENDING, StatusCode.ABORTED),
+    ("ResourceInUse", ErrorKind.PENDING, StatusCode.ABORTED),
+    ("ResourceNotFound.FileSystemNotFound", ErrorKind.NOT_FOUND, StatusCode.NOT_FOUND),
+    ("InvalidAction", ErrorKind.INTERNAL, StatusCode.INTERNAL),
+    ("SomethingNew.NobodyKnows", ErrorKind.INTERNAL, StatusCode.INTERNAL),
 ]
 
 
 @pytest.mark.parametrize(("code", "kind", "grpc_code"), CASES, ids=[c[0] for c in CASES])
-def test_cloud_code_to_csi_code(code: str, kind: ErrorKind, grpc_code: grpc.StatusCode) -> None:
+def test_cloud_code_to_csi_code(code: str, kind: ErrorKind, grpc_code: StatusCode) -> None:
     assert classify(code) is kind
     error = to_csi_error(CloudError(classify(code), "x"))
     assert error is not None and error.code == grpc_code

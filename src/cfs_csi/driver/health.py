@@ -17,9 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import grpc
+from grpclib.client import Channel, UnaryUnaryMethod
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
-from cfs_csi.csi import csi_pb2, csi_pb2_grpc
+from cfs_csi.csi import csi_pb2
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,21 @@ def render(reply: Reply, head_only: bool = False) -> bytes:
 
 
 def csi_probe(socket_path: str, timeout: float = PROBE_TIMEOUT) -> Check:
-    """A check that calls ``Probe`` on our own CSI socket."""
+    """A check that calls ``Probe`` on our own CSI socket (with grpclib's client: the node loads no grpcio)."""
 
     async def check() -> str | None:
+        channel = Channel(path=socket_path)
+        probe = UnaryUnaryMethod(channel, "/csi.v1.Identity/Probe", csi_pb2.ProbeRequest, csi_pb2.ProbeResponse)
         try:
-            async with grpc.aio.insecure_channel(f"unix://{socket_path}") as channel:
-                response = await csi_pb2_grpc.IdentityStub(channel).Probe(csi_pb2.ProbeRequest(), timeout=timeout)
-        except grpc.aio.AioRpcError as exc:
-            return f"CSI Probe failed: {exc.code().name}"
+            response = await probe(csi_pb2.ProbeRequest(), timeout=timeout)
+        except GRPCError as exc:
+            return f"CSI Probe failed: {exc.status.name}"
+        except TimeoutError:
+            return "CSI Probe failed: DEADLINE_EXCEEDED"
+        except (OSError, ProtocolError, StreamTerminatedError):  # no socket, nobody listening, connection lost
+            return "CSI Probe failed: UNAVAILABLE"
+        finally:
+            channel.close()
         # CSI: an absent "ready" means ready.
         if response.HasField("ready") and not response.ready.value:
             return "CSI Probe: not ready"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import grpc
 from google.protobuf import wrappers_pb2
 
 from cfs_csi import DRIVER_NAME, __version__
 from cfs_csi.cloud.errors import CloudError
-from cfs_csi.csi import csi_pb2, csi_pb2_grpc
+from cfs_csi.csi import csi_pb2
+from cfs_csi.driver.grpcserve import CallContext
 from cfs_csi.mount.errors import MountError
 
 log = logging.getLogger(__name__)
@@ -18,18 +18,20 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
-class IdentityServicer(csi_pb2_grpc.IdentityServicer):  # type: ignore[misc]
+class IdentityServicer:
+    """Served through :class:`cfs_csi.driver.grpcserve.GrpcServer` (``csi.v1.Identity``)."""
+
     def __init__(self, serves_controller: bool, checks: Sequence[ReadinessCheck]) -> None:
         self._serves_controller = serves_controller
         self._checks = list(checks)
 
     async def GetPluginInfo(
-        self, request: csi_pb2.GetPluginInfoRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.GetPluginInfoRequest, context: CallContext
     ) -> csi_pb2.GetPluginInfoResponse:
         return csi_pb2.GetPluginInfoResponse(name=DRIVER_NAME, vendor_version=__version__)
 
     async def GetPluginCapabilities(
-        self, request: csi_pb2.GetPluginCapabilitiesRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.GetPluginCapabilitiesRequest, context: CallContext
     ) -> csi_pb2.GetPluginCapabilitiesResponse:
         capabilities = []
         if self._serves_controller:
@@ -37,7 +39,7 @@ class IdentityServicer(csi_pb2_grpc.IdentityServicer):  # type: ignore[misc]
             capabilities.append(csi_pb2.PluginCapability(service=service))
         return csi_pb2.GetPluginCapabilitiesResponse(capabilities=capabilities)
 
-    async def Probe(self, request: csi_pb2.ProbeRequest, context: grpc.aio.ServicerContext) -> csi_pb2.ProbeResponse:
+    async def Probe(self, request: csi_pb2.ProbeRequest, context: CallContext) -> csi_pb2.ProbeResponse:
         """Ready only when every dependency answers; a failing one is logged, not raised (CSI says so)."""
         for check in self._checks:
             try:

@@ -4,25 +4,27 @@ Every string a caller sends is logged at most :data:`LOG_VALUE_LIMIT` characters
 its full length: a 1 MB name must not become a 1 MB log line (or two), whatever RPC it arrives in.
 
 Servicers raise typed exceptions (:class:`~cfs_csi.driver.errors.CsiError`, ``InvalidArgument``,
-``CloudError``, ``MountError``); this interceptor turns them into gRPC statuses. Anything else is a bug: it
+``CloudError``, ``MountError``); :func:`intercept` turns them into gRPC statuses. Anything else is a bug: it
 is logged with its traceback here and the caller gets INTERNAL with no traceback.
+
+:func:`intercept` wraps each servicer method where the server is built
+(:meth:`cfs_csi.driver.grpcserve.GrpcServer.add`), so it needs no gRPC library of its own.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
 from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from cfs_csi.cloud.deadline import deadline_in
 from cfs_csi.csi import csi_pb2
-from cfs_csi.driver.errors import CsiError, to_csi_error
+from cfs_csi.driver.errors import CsiError, StatusCode, to_csi_error
+from cfs_csi.driver.grpcserve import Abort, CallContext, Method
 from cfs_csi.logsetup import redact as redact_text
 from cfs_csi.volume.names import cut
 
@@ -112,30 +114,11 @@ def describe(message: Message) -> str:
     return text_format.MessageToString(copy, as_one_line=True)
 
 
-Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-
-
-class CsiInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method = handler_call_details.method.rsplit("/", 1)[-1]
-        return grpc.unary_unary_rpc_method_handler(
-            _wrap(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-
-def _wrap(method: str, inner: Handler) -> Handler:
+def intercept(method: str, inner: Method) -> Method:
+    """``inner`` (a servicer's method named ``method``) with its calls logged and its errors turned into codes."""
     level = logging.DEBUG if method in _QUIET else logging.INFO
 
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def call(request: Any, context: CallContext) -> Any:
         started = time.monotonic()
         try:
             if log.isEnabledFor(level):
@@ -145,15 +128,15 @@ def _wrap(method: str, inner: Handler) -> Handler:
             if log.isEnabledFor(level):
                 log.log(level, "%s done in %.3fs: %s", method, time.monotonic() - started, describe(response))
             return response
-        except grpc.aio.AbortError:
+        except Abort:
             raise
         except NotImplementedError:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented by this driver")
+            await context.abort(StatusCode.UNIMPLEMENTED, f"{method} is not implemented by this driver")
         except Exception as exc:
             error = to_csi_error(exc)
             if error is None:
                 log.exception("%s failed unexpectedly", method)
-                error = CsiError(grpc.StatusCode.INTERNAL, f"{method} failed unexpectedly; see the plugin's log")
+                error = CsiError(StatusCode.INTERNAL, f"{method} failed unexpectedly; see the plugin's log")
             log.warning(
                 "%s failed after %.3fs: %s %s",
                 method,

@@ -1,4 +1,8 @@
-"""The CSI gRPC server on a unix socket: which services it serves, start-up, and a draining stop."""
+"""The CSI gRPC server on a unix socket: which services it serves, start-up, and a draining stop.
+
+Served with grpclib (:mod:`cfs_csi.driver.grpcserve`), not grpcio: the node plugin must not load grpcio's C core
+(issue 15). The Controller and Node servicers are imported only by the component that serves them.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,22 @@ import os
 import signal
 import socket
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import grpc
-
-from cfs_csi.cloud.base import FileStorage
-from cfs_csi.csi import csi_pb2_grpc
-from cfs_csi.driver.controller import ControllerServicer
+from cfs_csi.csi import csi_pb2
+from cfs_csi.driver.grpcserve import GrpcServer
 from cfs_csi.driver.health import Check, HealthServer, csi_probe
 from cfs_csi.driver.identity import IdentityServicer, ReadinessCheck
-from cfs_csi.driver.interceptor import CsiInterceptor
-from cfs_csi.driver.locks import TargetLocks
-from cfs_csi.driver.node import NodeServicer, NodeTimeouts
-from cfs_csi.driver.published import PublishedVolumes
+from cfs_csi.driver.interceptor import intercept
 from cfs_csi.mount import runner
-from cfs_csi.mount.mounter import Mounter
-from cfs_csi.mount.targets import PodsDir
-from cfs_csi.registration.server import Registrar
+
+if TYPE_CHECKING:
+    from cfs_csi.cloud.base import FileStorage
+    from cfs_csi.driver.node import NodeTimeouts
+    from cfs_csi.mount.mounter import Mounter
+    from cfs_csi.registration.server import Registrar
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +40,42 @@ class NodeConfig:
     state_dir: Path
     #: The kubelet's directory (``--kubelet-dir``): the node acts only below its ``pods/``.
     kubelet_dir: Path = Path("/var/lib/kubelet")
-    timeouts: NodeTimeouts = field(default_factory=NodeTimeouts)
+    #: None: :class:`~cfs_csi.driver.node.NodeTimeouts`' defaults.
+    timeouts: NodeTimeouts | None = None
 
 
-def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_storage: bool = True) -> grpc.aio.Server:
+_SERVICES = csi_pb2.DESCRIPTOR.services_by_name
+
+
+def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_storage: bool = True) -> GrpcServer:
     """A server with Identity, plus Controller when ``storage`` is given and Node when ``node`` is.
 
     ``probe_storage``: Probe also asks the storage backend (the cloud) whether it answers. Off where Probe drives a
     liveness check (the livenessprobe sidecar fails on "not ready"): restarting the controller cannot fix a cloud
     outage, and would cut the calls it has in flight.
     """
-    server = grpc.aio.server(interceptors=[CsiInterceptor()])
+    server = GrpcServer()
     checks: list[ReadinessCheck] = []
     if storage is not None:
-        csi_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(storage), server)
+        from cfs_csi.driver.controller import ControllerServicer
+
+        server.add(_SERVICES["Controller"], ControllerServicer(storage), intercept)
         if probe_storage:
             checks.append(storage.probe)
     if node is not None:
+        from cfs_csi.driver.locks import TargetLocks
+        from cfs_csi.driver.node import NodeServicer, NodeTimeouts
+        from cfs_csi.driver.published import PublishedVolumes
+        from cfs_csi.mount.targets import PodsDir
+
         published = PublishedVolumes(node.state_dir)
         pods = PodsDir(str(node.kubelet_dir))
         locks = TargetLocks(node.state_dir / "running")
-        servicer = NodeServicer(node.node_id, node.mounter, published, node.timeouts, pods, locks)
+        timeouts = node.timeouts or NodeTimeouts()
+        servicer = NodeServicer(node.node_id, node.mounter, published, timeouts, pods, locks)
         servicer.reconcile()
-        csi_pb2_grpc.add_NodeServicer_to_server(servicer, server)
-    csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(storage is not None, checks), server)
+        server.add(_SERVICES["Node"], servicer, intercept)
+    server.add(_SERVICES["Identity"], IdentityServicer(storage is not None, checks), intercept)
     return server
 
 
@@ -97,7 +111,7 @@ def remove_stale_socket(path: str) -> None:
 
 
 async def serve(
-    server: grpc.aio.Server,
+    server: GrpcServer,
     endpoint: str,
     grace: float = 30.0,
     registrar: Registrar | None = None,
@@ -119,8 +133,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        server.add_insecure_port(f"unix://{path}")
-        await server.start()
+        await server.start(path)
         log.info("serving CSI on unix://%s", path)
         if registrar is not None:
             await registrar.start()

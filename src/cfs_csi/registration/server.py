@@ -13,6 +13,7 @@ ever removes the file it made (same device and inode): another instance that too
 on shutdown too.
 
 Decisions (the socket path, what to do with what is at it) are pure functions; :class:`Registrar` does the I/O.
+The socket is served with grpclib (:mod:`cfs_csi.driver.grpcserve`), like the CSI socket: no grpcio in the node.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
-from cfs_csi.registration import pluginregistration_pb2, pluginregistration_pb2_grpc
+from cfs_csi.driver.grpcserve import CallContext, GrpcServer
+from cfs_csi.registration import pluginregistration_pb2
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ CSI_PLUGIN = "CSIPlugin"
 #: The CSI versions we announce; the kubelet picks the highest one it knows (every kubelet since 1.13 knows 1.x).
 CSI_VERSIONS = ("1.0.0",)
 CHECK_INTERVAL = 2.0  # seconds between looks at the socket's path; one lstat each
+SERVICE = pluginregistration_pb2.DESCRIPTOR.services_by_name["Registration"]
 
 
 def registration_socket(kubelet_dir: Path, driver: str) -> Path:
@@ -91,20 +92,22 @@ def file_id(path: Path) -> FileId | None:
     return FileId(st.st_dev, st.st_ino)
 
 
-class RegistrationServicer(pluginregistration_pb2_grpc.RegistrationServicer):  # type: ignore[misc]
+class RegistrationServicer:
+    """``pluginregistration.Registration``: what the kubelet calls on the registration socket."""
+
     def __init__(self, info: pluginregistration_pb2.PluginInfo) -> None:
         self._info = info
         #: The kubelet's last verdict: None before it gave one.
         self.registered: bool | None = None
 
     async def GetInfo(
-        self, request: pluginregistration_pb2.InfoRequest, context: grpc.aio.ServicerContext
+        self, request: pluginregistration_pb2.InfoRequest, context: CallContext
     ) -> pluginregistration_pb2.PluginInfo:
         log.info("the kubelet asks who we are: %s, CSI socket %s", self._info.name, self._info.endpoint)
         return self._info
 
     async def NotifyRegistrationStatus(
-        self, request: pluginregistration_pb2.RegistrationStatus, context: grpc.aio.ServicerContext
+        self, request: pluginregistration_pb2.RegistrationStatus, context: CallContext
     ) -> pluginregistration_pb2.RegistrationStatusResponse:
         self.registered = request.plugin_registered
         if request.plugin_registered:
@@ -121,7 +124,7 @@ class Registrar:
         self.path = path
         self.servicer = RegistrationServicer(info)
         self._interval = interval
-        self._server: grpc.aio.Server | None = None
+        self._server: GrpcServer | None = None
         self._ours: FileId | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._told_other = False
@@ -149,10 +152,9 @@ class Registrar:
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(hidden, dir_fd=directory)  # our own pid's name: a leftover of this very process
-            server = grpc.aio.server()
-            pluginregistration_pb2_grpc.add_RegistrationServicer_to_server(self.servicer, server)
-            server.add_insecure_port(f"unix:///proc/self/fd/{directory}/{hidden}")
-            await server.start()
+            server = GrpcServer()
+            server.add(SERVICE, self.servicer)
+            await server.start(f"/proc/self/fd/{directory}/{hidden}")
             self._server = server
             try:
                 # Never replaces: EEXIST if someone put a file there meanwhile.
