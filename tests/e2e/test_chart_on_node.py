@@ -13,7 +13,6 @@ The first tests only render the chart (helm, no node): what the emulator mode ch
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,8 +28,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from cfs_csi.devcluster import helm as chart
-from cfs_csi.devcluster import images
-from cfs_csi.devcluster.cluster import ControlPlane, free_port
+from cfs_csi.devcluster import product
+from cfs_csi.devcluster.cluster import ControlPlane
 from cfs_csi.devcluster.node import Node
 from tests.e2e.conftest import EXAMPLES, GROUP, PLURAL, VERSION, Kube, NodeCluster, wait_for
 from tests.e2e.test_chart_helm import adopt, run_helm
@@ -197,49 +196,24 @@ def file_systems(url: str) -> list[dict[str, Any]]:
 def release(
     node_cluster: NodeCluster, control_plane: ControlPlane, kube: Kube, dynamic: DynamicClient, helm: Path
 ) -> Iterator[Release]:
-    reasons = images.check_prerequisites()
-    if reasons:
-        pytest.skip("images cannot be built on this machine: " + "; ".join(reasons))
-    try:
-        ours, provisioner = images.ensure_image(), images.ensure_provisioner_image()
-    except images.ImageError as exc:
-        pytest.skip(f"the images could not be built: {exc}")
-    the_node = node_cluster.node
-    for image in (ours, provisioner):
-        the_node.import_image(image.archive)
+    """The chart installed on the node the way ``dev-cluster up --product`` installs it (devcluster.product)."""
     extensions = k8s.ApiextensionsV1Api(kube.api)
     crd_existed = CRD in [c.metadata.name for c in extensions.list_custom_resource_definition().items]
     adopt(dynamic, "apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD)
     adopt(dynamic, "storage.k8s.io/v1", "CSIDriver", DRIVER)
-    port = free_port()
-    api = httpx.URL(control_plane.server)
-    repository, tag = ours.name.rsplit(":", 1)
-    values = {
-        "image.repository": repository, "image.tag": tag, "image.pullPolicy": "Never",
-        "emulator.enabled": "true", "emulator.port": str(port),
-        "controller.hostNetwork": "true", "controller.livenessProbe": "false",
-        "apiServer.host": str(api.host), "apiServer.port": str(api.port),
-        "node.healthPort": str(free_port()),
-    }  # fmt: skip
     audit_offset = control_plane.audit_log.stat().st_size if control_plane.audit_log.exists() else 0
     started = time.monotonic()
-    run_helm(helm, control_plane, "install", chart.RELEASE, str(chart.CHART), "--wait=false",
-             *[f"--set={key}={value}" for key, value in values.items()])  # fmt: skip
     try:
-        selector = "app=csi-provisioner-cfsplugin"
-        try:
-            wait_for("the controller pod Ready", lambda: pods_ready(kube, selector), timeout=240)
-            wait_for("the emulator answering", lambda: answers(f"http://127.0.0.1:{port}"), timeout=60)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{describe(kube, selector)}") from None
-        ready = time.monotonic() - started
-        yield Release(the_node, f"http://127.0.0.1:{port}", the_node.layout.var_lib / HOST_DIR.removeprefix("/var/lib/")
-                      / "exports", started, ours.name, control_plane.audit_log, audit_offset, ready)  # fmt: skip
+        installed = product.install(control_plane, node_cluster.node, helm)
+    except product.ProductUnavailable as exc:
+        pytest.skip(str(exc))
+    except RuntimeError as exc:
+        raise AssertionError(f"{exc}\n{describe(kube, 'app=csi-provisioner-cfsplugin')}") from None
+    try:
+        yield Release(node_cluster.node, installed.emulator_url, installed.exports, started, installed.image,
+                      control_plane.audit_log, audit_offset, installed.install_to_ready)  # fmt: skip
     finally:
-        run_helm(helm, control_plane, "uninstall", chart.RELEASE, "--wait", "--timeout=120s")
-        wait_for("the chart's pods gone", lambda: not kube.core.list_namespaced_pod(
-            NAMESPACE, label_selector="app.kubernetes.io/name=cfs-csi").items, timeout=120)  # fmt: skip
-        shutil.rmtree(the_node.layout.var_lib / HOST_DIR.removeprefix("/var/lib/"), ignore_errors=True)
+        product.uninstall(control_plane, node_cluster.node, helm)
         if not crd_existed:
             extensions.delete_custom_resource_definition(CRD)
 

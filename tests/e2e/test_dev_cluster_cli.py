@@ -1,15 +1,21 @@
-"""``cfs-csi dev-cluster up`` as a user runs it: SIGTERM (not only Ctrl-C) stops everything it started."""
+"""``cfs-csi dev-cluster up`` as a user runs it: a stop signal stops everything; product mode installs the chart."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from cfs_csi.devcluster import images, node
 
 pytestmark = pytest.mark.e2e
 
@@ -76,3 +82,58 @@ def test_a_stop_signal_tears_the_control_plane_down(go_tools: dict[str, Path], t
         if up.poll() is None:
             up.kill()
     assert _mentioning(str(root)) == []  # nothing it started is left running
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line.startswith(marker):
+            return lines
+    raise AssertionError(f"no {marker!r} line:\n" + "\n".join(lines))
+
+
+def test_product_mode_installs_the_chart_and_its_printed_examples_bind_in_both_modes(
+    go_tools: dict[str, Path], tmp_path: Path
+) -> None:
+    try:
+        node.check_requirements()
+    except node.NodeUnavailable as exc:
+        pytest.skip(f"no real node on this machine: {exc}")
+    if reasons := images.check_prerequisites():
+        pytest.skip("images cannot be built here: " + "; ".join(reasons))
+    root = Path(tempfile.mkdtemp(prefix="cfs-dc-"))  # short: containerd's socket paths are limited to 104 bytes
+    up = subprocess.Popen([sys.executable, "-m", "cfs_csi", "dev-cluster", "up", "--product", "--dir", str(root)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        printed = _read_until(up, "(Ctrl-C or SIGTERM stops the chart, the node", timeout=900)
+        commands = [line.strip() for line in printed if line.startswith("  ") and " apply -f " in line]
+        assert len(commands) == 2, printed  # one example per mode, with the kubectl built at the server's version
+        for command in commands:
+            words = shlex.split(command)
+            assert Path(words[0]).name == "kubectl"
+            result = subprocess.run(words, capture_output=True, text=True, timeout=60, check=False)
+            assert result.returncode == 0, result.stderr
+        kubectl = shlex.split(commands[0])[:2]  # the binary and --kubeconfig
+
+        def phases() -> dict[str, str]:
+            out = subprocess.run([*kubectl, "get", "pvc", "-n", "default", "-o", "json"], capture_output=True,
+                                 text=True, timeout=60, check=True).stdout  # fmt: skip
+            return {i["metadata"]["name"]: i["status"].get("phase", "") for i in json.loads(out)["items"]}
+
+        deadline = time.monotonic() + 300
+        while phases() != {"cfs-normal": "Bound", "cfs-share-1": "Bound"} and time.monotonic() < deadline:
+            time.sleep(2)
+        assert phases() == {"cfs-normal": "Bound", "cfs-share-1": "Bound"}
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(300) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert _mentioning(str(root)) == []  # the chart's pods, the node and the control plane are all gone
+    shutil.rmtree(root, ignore_errors=True)  # --dir is the user's: up leaves it, with the logs

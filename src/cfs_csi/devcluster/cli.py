@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +28,10 @@ def add_dev_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentPars
     up.add_argument("--with-node", action="store_true",
                     help="also a real node: kube-scheduler, a private containerd and the kubelet (needs root, "
                          "Debian packages containerd runc containernetworking-plugins busybox-static)")  # fmt: skip
+    up.add_argument("--product", action="store_true",
+                    help="the whole product on that node, as the chart installs it in emulator mode: our image "
+                         "and csi-provisioner's built (podman, mmdebstrap) and imported, then helm install; "
+                         "implies --with-node")  # fmt: skip
     p.set_defaults(run=_run)
 
 
@@ -41,6 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         return _image(args)
     from cfs_csi.devcluster import node
 
+    args.with_node = args.with_node or args.product
     if args.with_node:
         try:
             node.check_requirements()
@@ -49,7 +55,8 @@ def _run(args: argparse.Namespace) -> int:
             return 1
     # Readiness polls answer 500 until a component is ready: normal, and not worth a line each.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    binaries = tools.ensure([*cluster.CONTROL_PLANE_TOOLS, *(node.NODE_TOOLS if args.with_node else ())])
+    wanted = [*cluster.CONTROL_PLANE_TOOLS, *(node.NODE_TOOLS if args.with_node else ())]
+    binaries = tools.ensure([*wanted, *(("helm", "kubectl") if args.product else ())])
     root = args.dir or Path(tempfile.mkdtemp(prefix="cfs-csi-dev-cluster-"))
     stop = threading.Event()
     # SIGTERM is a stop request from the first moment, as Ctrl-C is: while starting, it unwinds the start (each
@@ -62,14 +69,29 @@ def _run(args: argparse.Namespace) -> int:
         print("dev-cluster: stopped while starting; what had started was stopped", file=sys.stderr)
         return 130
     the_node = None
+    installed = False
     try:
         if args.with_node:
             the_node = node.start(plane, binaries)
-            print(_node_help(the_node))
+            print(_node_help(the_node), flush=True)
+        if args.product and the_node:
+            from cfs_csi.devcluster import product
+
+            print("installing the chart (first run: the images take a few minutes to build)...", flush=True)
+            try:
+                installed_product = product.install(plane, the_node, binaries["helm"])
+            except product.ProductUnavailable as exc:
+                print(f"dev-cluster: {exc}", file=sys.stderr)
+                return 1
+            installed = True
+            print(product.usage(plane, binaries["kubectl"], installed_product), flush=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        parts = ["the chart"] if installed else []
+        parts += ["the node (containerd, kubelet, every pod)"] if the_node else []
+        stops = ", ".join([*parts, "the control plane"])
         print(f"control plane at {plane.server}\nexport KUBECONFIG={plane.kubeconfig}\n"
-              "(Ctrl-C or SIGTERM stops and cleans up)", flush=True)  # fmt: skip
+              f"(Ctrl-C or SIGTERM stops {stops}, and removes what they left)", flush=True)  # fmt: skip
         while not stop.wait(2):
             plane.check()
             if the_node:
@@ -79,6 +101,13 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the teardown short
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if installed and the_node:
+            from cfs_csi.devcluster import product
+
+            try:
+                product.uninstall(plane, the_node, binaries["helm"])
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # the node and plane still go
+                print(f"dev-cluster: uninstalling the chart failed: {exc}", file=sys.stderr)
         if the_node:
             the_node.stop()
         plane.stop()

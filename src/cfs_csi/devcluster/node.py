@@ -55,6 +55,7 @@ CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 CNI_PLUGINS = ("loopback", "bridge", "host-local")
 POD_SUBNET = "10.244.0.0/24"  # only ever seen inside the node's own network namespace
 BRIDGE = "cfscsi0"
+SOCKET_PATH_MAX = 104  # containerd refuses longer unix socket paths (sun_path, as portable code counts it)
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
 
 # Host programs the node needs, with the Debian package that provides each (for the skip reason).
@@ -671,6 +672,10 @@ def start(plane: ControlPlane, tools: Mapping[str, Path], name: str = NODE_NAME,
     """
     check_requirements()
     layout = Layout(plane.root / name)
+    longest = len(os.fsencode(layout.socket)) + len(".ttrpc")
+    if longest > SOCKET_PATH_MAX:
+        raise ValueError(f"{layout.root} is too deep for containerd's sockets ({longest} bytes, at most "
+                         f"{SOCKET_PATH_MAX}): use a shorter working directory")  # fmt: skip
     layout.root.mkdir(parents=True, exist_ok=False)  # a second node of the same name would share its files
     ports = KubeletPorts(free_port(), free_port())
     kubeconfig = _prepare(layout, plane, name, ports)
