@@ -9,7 +9,8 @@ What it prints (one table, medians with min-max over the runs):
 - idle RSS (``VmRSS`` a few seconds after the socket answers) and start to listening socket, for the node as the
   chart runs it (registering itself with the kubelet, health port on) and bare (``--no-register``);
 - whether the node process imported anything it must not (ssl, hashlib/OpenSSL, sqlite, the SDK, kopf, the
-  Kubernetes client), from one start under ``python -X importtime``.
+  Kubernetes client), from one start under ``python -X importtime``; which gRPC server it ran on (grpclib or
+  grpc.aio) and whether grpcio's C core was loaded all the same.
 
 Both drivers get the same requests from the same client over their unix sockets, in the same private mount
 namespace, and mount through the same ``mount.nfs`` stand-in: a shell script that bind-mounts a directory of this
@@ -100,6 +101,15 @@ def ratio(ours: list[float], anchor: list[float], higher_is_better: bool) -> str
 
 def forbidden_in(modules: set[str], names: tuple[str, ...] = FORBIDDEN) -> list[str]:
     return sorted({m.split(".")[0] for m in modules if m.split(".")[0] in names})
+
+
+def grpc_stack(modules: set[str]) -> str:
+    """Which gRPC server the node ran on, and whether grpcio's C core (about 10 MB of RSS) was loaded anyway."""
+    if not modules:
+        return "(not found out)"
+    server = "grpclib" if "grpclib.server" in modules else "grpc.aio" if "grpc.aio" in modules else "none"
+    core = "grpcio's C core loaded" if "grpc._cython.cygrpc" in modules else "no grpcio"
+    return f"{server}; {core}"
 
 
 # -- processes -------------------------------------------------------------------------------------------------
@@ -392,6 +402,7 @@ def main() -> int:
         modules = {name for line in stdout.splitlines() if line.startswith("MODULES ") for name in line.split()[1:]}
         bad = forbidden_in(modules) if modules else ["(not found out)"]
         noted = forbidden_in(modules, NOTED)
+        stack = grpc_stack(modules)
 
         for driver, name in ((d, d.name) for d in [chart, *drivers]):
             times, rss = measure_starts(driver, root, name.split()[0] + str(id(driver)), args.starts, args.idle)
@@ -428,9 +439,9 @@ def main() -> int:
         for driver in drivers:
             add(driver.name, "rss_after_load_mib", rss_mib(running[driver.name].pid))
 
-        print_table(figures, bare.name, chart.name, drivers, sizes, found_sizes, bad, noted, args)
+        print_table(figures, bare.name, chart.name, drivers, sizes, found_sizes, bad, noted, stack, args)
         if args.json:
-            report = {"figures": figures, "forbidden_imports": bad, "noted_imports": noted}
+            report = {"figures": figures, "forbidden_imports": bad, "noted_imports": noted, "grpc": stack}
             args.json.write_text(json.dumps(report, indent=2))
     finally:
         for process in processes:
@@ -453,6 +464,7 @@ def print_table(
     found_sizes: dict[int, list[int]],
     bad: list[str],
     noted: list[str],
+    stack: str,
     args: argparse.Namespace,
 ) -> None:
     mine = figures[ours_name]
@@ -480,6 +492,7 @@ def print_table(
     rows.append(("start to socket ms (as the chart runs it)", summary(figures[chart_name].get("start_ms", [])), "", ""))
     rows.append(("forbidden modules loaded (as the chart runs it)", ", ".join(bad) or "none", "", ""))
     rows.append(("also loaded, of " + ", ".join(NOTED), ", ".join(noted) or "none", "", ""))
+    rows.append(("gRPC server (as the chart runs it)", stack, "", ""))
     head = ("figure", ours_name, anchor_name, "ratio")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     print(f"\nnode plugin benchmark: {args.runs} runs x {args.pairs} pairs per phase, {args.starts} starts; "
