@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,7 @@ CREATE = {
 
 def signed(
     action: str,
-    params: dict[str, object],
+    params: Mapping[str, object],
     version: str = "2019-07-19",
     region: str = "ap-guangzhou",
     key: str = SECRET_KEY,
@@ -170,12 +170,14 @@ def test_auth_comes_before_faults(gateway: Gateway) -> None:
 
 def test_request_stats() -> None:
     stats = RequestStats()
-    for action, outcome in [("A", "ok"), ("A", "ok"), ("A", "RequestLimitExceeded"), ("B", "http_502")]:
-        stats.record(action, outcome)
+    for action, outcome, seconds in [("A", "ok", 0.002), ("A", "ok", 0.001), ("A", "RequestLimitExceeded", 0.0005),
+                                     ("B", "http_502", 0.25)]:  # fmt: skip
+        stats.record(action, outcome, seconds)
     assert stats.snapshot() == {
         "total": 4,
         "by_action": {"A": {"RequestLimitExceeded": 1, "ok": 2}, "B": {"http_502": 1}},
         "by_outcome": {"RequestLimitExceeded": 1, "ok": 2, "http_502": 1},
+        "busy_ms": 253.5,
     }
     stats.reset()
-    assert stats.snapshot()["total"] == 0
+    assert (stats.snapshot()["total"], stats.snapshot()["busy_ms"]) == (0, 0.0)

@@ -181,7 +181,8 @@ class Cloud:
         request = parse_describe(params)
         with self.store.transaction():
             self._advance(self._clock())
-            found = [fs for fs in self.store.all() if request.matches(fs)]
+            candidates = self.store.visible(fs_id=request.file_system_id, name=request.creation_token)
+            found = [fs for fs in candidates if request.matches(fs)]
         page = found[request.offset : request.offset + request.limit]
         return {"FileSystems": [model.file_system_info(fs) for fs in page], "TotalCount": len(found)}
 

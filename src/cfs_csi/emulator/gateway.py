@@ -53,29 +53,42 @@ def error_reply(code: str, message: str, action: str, request_id: str, delay: fl
 
 
 class RequestStats:
-    """Counts per action and outcome, for ``GET /admin/requests``."""
+    """Counts per action and outcome, and the time the emulator spent answering, for ``GET /admin/requests``.
+
+    ``busy_ms`` sums the emulator's own time per request (body read to answer ready, injected delays included),
+    so that a benchmark can tell a client's overhead from the "cloud's" time.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._busy = 0.0
 
-    def record(self, action: str, outcome: str) -> None:
+    def record(self, action: str, outcome: str, seconds: float = 0.0) -> None:
         with self._lock:
             self._counts[(action, outcome)] += 1
+            self._busy += seconds
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._busy = 0.0
 
     def snapshot(self) -> dict[str, object]:
         with self._lock:
             counts = dict(self._counts)
+            busy = self._busy
         by_action: dict[str, dict[str, int]] = {}
         by_outcome: Counter[str] = Counter()
         for (action, outcome), n in sorted(counts.items()):
             by_action.setdefault(action, {})[outcome] = n
             by_outcome[outcome] += n
-        return {"total": sum(counts.values()), "by_action": by_action, "by_outcome": dict(by_outcome)}
+        return {
+            "total": sum(counts.values()),
+            "by_action": by_action,
+            "by_outcome": dict(by_outcome),
+            "busy_ms": round(busy * 1000, 3),
+        }
 
 
 class Gateway:

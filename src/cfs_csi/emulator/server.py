@@ -104,15 +104,13 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.gateway.handle(request)
         if reply.delay > 0:
             self.server.stopping.wait(reply.delay)
-        self.server.stats.record(reply.action, reply.outcome)
+        latency = time.monotonic() - started
+        # Counted before the answer is written, so a client that asks for the figures next sees this request.
+        self.server.stats.record(reply.action, reply.outcome, latency)
         with contextlib.suppress(OSError):  # the client gave up (a "timeout" fault does exactly this)
             self._send(reply.status, reply.body, reply.content_type)
         log.info(
-            "action=%s outcome=%s status=%d latency_ms=%.1f",
-            reply.action,
-            reply.outcome,
-            reply.status,
-            (time.monotonic() - started) * 1000,
+            "action=%s outcome=%s status=%d latency_ms=%.1f", reply.action, reply.outcome, reply.status, latency * 1000
         )
 
     # the admin API

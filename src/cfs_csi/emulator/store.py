@@ -19,7 +19,7 @@ from pathlib import Path
 from cfs_csi.emulator.faults import Outcome
 from cfs_csi.emulator.model import CREATING, DELETED, DELETING, FileSystem, Tag
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS file_systems (
     id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL UNIQUE,
@@ -44,11 +44,15 @@ CREATE TABLE IF NOT EXISTS file_systems (
     deleted_at REAL
 );
 CREATE INDEX IF NOT EXISTS file_systems_state ON file_systems (state);
+CREATE INDEX IF NOT EXISTS file_systems_live ON file_systems (seq) WHERE state != '{DELETED}';
+CREATE INDEX IF NOT EXISTS file_systems_live_name ON file_systems (name, seq) WHERE state != '{DELETED}';
 CREATE TABLE IF NOT EXISTS client_tokens (
     token TEXT PRIMARY KEY,
     fs_id TEXT NOT NULL,
     issued_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS client_tokens_fs_id ON client_tokens (fs_id);
+CREATE INDEX IF NOT EXISTS client_tokens_issued_at ON client_tokens (issued_at);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -65,6 +69,18 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM file_systems"  # noqa: S608
 _MARKS = ", ".join("?" for _ in _COLUMNS)
 _INSERT = f"INSERT INTO file_systems ({', '.join(_COLUMNS)}) VALUES ({_MARKS})"  # noqa: S608
 _UPDATE = f"UPDATE file_systems SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])} WHERE id = ?"  # noqa: S608
+
+
+def _visible_where(fs_id: str | None, name: str | None) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause of :meth:`Store.visible`. The literal ``'deleted'`` (not a placeholder) is what lets
+    SQLite use the partial indexes, whose condition it must prove from the query's text."""
+    terms = [f"state != '{DELETED}'"]
+    args: list[str] = []
+    for column, value in (("id", fs_id), ("name", name)):
+        if value is not None:
+            terms.append(f"{column} = ?")
+            args.append(value)
+    return " AND ".join(terms), tuple(args)
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,15 @@ class Store:
     def all(self) -> list[FileSystem]:
         """Every row in creation order, deleted ones included."""
         return [_from_row(r) for r in self._db.execute(f"{_SELECT} ORDER BY seq")]
+
+    def visible(self, *, fs_id: str | None = None, name: str | None = None) -> list[FileSystem]:
+        """The rows the API can show (not deleted), in creation order; only ``fs_id``'s / ``name``'s if given.
+
+        Deleted rows stay in the table for the admin API, so they are left out here, in SQL: through the partial
+        indexes, the cost follows the file systems that exist (or carry that name), never how many ever did.
+        """
+        where, args = _visible_where(fs_id, name)
+        return [_from_row(r) for r in self._db.execute(f"{_SELECT} WHERE {where} ORDER BY seq", args)]
 
     def in_states(self, *states: str) -> list[FileSystem]:
         marks = ", ".join("?" for _ in states)
