@@ -1,4 +1,4 @@
-"""Dedicated file systems on Tencent Cloud CFS, created and deleted through the official async SDK.
+"""Dedicated file systems on Tencent Cloud CFS, created and deleted through the CFS API (:mod:`.api`).
 
 Nothing is leaked and nothing is created twice, whatever fails in between:
 
@@ -19,17 +19,9 @@ Nothing is leaked and nothing is created twice, whatever fails in between:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-import httpx
-from tencentcloud.cfs.v20190719 import cfs_client_async, models
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
 
 from cfs_csi.cloud.base import FileSystem, FileSystemSpec, FileSystemState
 from cfs_csi.cloud.deadline import remaining
@@ -46,6 +38,7 @@ from cfs_csi.cloud.ownership import (
 )
 from cfs_csi.cloud.retry import retry
 from cfs_csi.cloud.tencent import naming
+from cfs_csi.cloud.tencent.api import ApiError, CloudApi, make_api
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 from cfs_csi.cloud.tencent.errors import HINTS, NOT_FOUND_CODES, classify, is_retryable
 from cfs_csi.volume.capacity import stored_capacity
@@ -77,15 +70,11 @@ class TencentConfig:
 
 
 class TencentFileStorage:
-    def __init__(self, config: TencentConfig, credential: SdkCredential) -> None:
+    def __init__(self, config: TencentConfig, credential: SdkCredential, api: CloudApi | None = None) -> None:
         self._config = config
-        profile = ClientProfile(
-            httpProfile=HttpProfile(
-                protocol=config.scheme, endpoint=config.endpoint, reqTimeout=int(max(1, config.request_timeout))
-            )
+        self._api = api or make_api(
+            config.scheme, config.endpoint, config.region, credential, max(1.0, config.request_timeout)
         )
-        profile.disable_region_breaker = True
-        self._client = cfs_client_async.CfsClient(credential, config.region, profile)
 
     # -- FileStorage ---------------------------------------------------------------------------------------
 
@@ -145,17 +134,17 @@ class TencentFileStorage:
         """Delete without asking whose it is: only for what this very call created or proved ours by name."""
         try:
             await self._call("DeleteCfsFileSystem", {"FileSystemId": fs_id})
-        except _ApiError as exc:
+        except ApiError as exc:
             if exc.code in _GONE_CODES:
                 return
-            raise exc.cloud_error() from None
+            raise _cloud_error(exc) from None
         log.info("deleted CFS file system %s", fs_id)
 
     async def probe(self) -> None:
         try:
             await self._call("DescribeCfsFileSystems", {"Limit": 1}, budget=5.0)
-        except _ApiError as exc:
-            raise exc.cloud_error() from None
+        except ApiError as exc:
+            raise _cloud_error(exc) from None
 
     # -- creation ------------------------------------------------------------------------------------------
 
@@ -178,8 +167,8 @@ class TencentFileStorage:
         }
         try:
             response = await self._call("CreateCfsFileSystem", request)
-        except _ApiError as exc:
-            raise exc.cloud_error() from None
+        except ApiError as exc:
+            raise _cloud_error(exc) from None
         fs_id = str(response["FileSystemId"])
         log.info("creating CFS file system %s (%s) for volume %s", fs_id, name, spec.name)
         return fs_id
@@ -243,7 +232,9 @@ class TencentFileStorage:
         as the share, as before; it is never deleted by anyone, and no volume may take a shared name. A
         shortened name that collides with another volume's (its tag names that volume) is skipped.
         """
-        filters = {"VpcId": spec.params.vpc_id, "SubnetId": spec.params.subnet_id}
+        # By name at the cloud (``CreationToken`` is the ``FsName``): listing every file system of the subnet cost
+        # one page per 100 of them and their parsing, on every CreateVolume.
+        filters = {"VpcId": spec.params.vpc_id, "SubnetId": spec.params.subnet_id, "CreationToken": name}
         found = []
         for info in await self._describe_all(filters):
             if info.get("FsName") != name or _state(info) is FileSystemState.DELETING:
@@ -268,8 +259,8 @@ class TencentFileStorage:
         while True:
             try:
                 page = await self._call("DescribeCfsFileSystems", {**filters, "Offset": len(infos), "Limit": _PAGE})
-            except _ApiError as exc:
-                raise exc.cloud_error() from None
+            except ApiError as exc:
+                raise _cloud_error(exc) from None
             batch = page.get("FileSystems") or []
             infos += batch
             if not batch or len(infos) >= int(page.get("TotalCount") or 0):
@@ -287,10 +278,10 @@ class TencentFileStorage:
         """The answer, or ``None`` when the cloud says the file system does not exist."""
         try:
             return await self._call(action, params)
-        except _ApiError as exc:
+        except ApiError as exc:
             if exc.code in _GONE_CODES:
                 return None
-            raise exc.cloud_error() from None
+            raise _cloud_error(exc) from None
 
     async def _to_file_system(self, info: dict[str, Any], requested: VolumeParameters | None) -> FileSystem:
         fs_id = str(info["FileSystemId"])
@@ -338,34 +329,19 @@ class TencentFileStorage:
 
     async def _call(self, action: str, params: dict[str, Any], budget: float | None = None) -> dict[str, Any]:
         """One API action with retries for throttling and network trouble, within the caller's deadline."""
-        request = getattr(models, f"{action}Request")()
-        request.from_json_string(json.dumps(params))
-        method: Callable[[Any], Awaitable[Any]] = getattr(self._client, action)
 
         async def once() -> dict[str, Any]:
-            try:
-                response = await method(request)
-            except TencentCloudSDKException as exc:
-                raise _ApiError(action, str(exc.get_code()), str(exc.get_message())) from None
-            except httpx.HTTPError as exc:
-                raise _ApiError(action, "ClientNetworkError", type(exc).__name__) from None
-            result: dict[str, Any] = json.loads(response.to_json_string())
-            return result
+            return await self._api.call(action, params)
 
         left = self._budget() if budget is None else budget
-        return await retry(once, lambda exc: isinstance(exc, _ApiError) and is_retryable(exc.code), max(0.0, left))
+        return await retry(once, lambda exc: isinstance(exc, ApiError) and is_retryable(exc.code), max(0.0, left))
 
 
-class _ApiError(Exception):
-    def __init__(self, action: str, code: str, message: str) -> None:
-        super().__init__(f"{action}: {code}")
-        self.action, self.code, self.message = action, code, message[:300]
-
-    def cloud_error(self) -> CloudError:
-        kind = classify(self.code)
-        hint = HINTS.get(kind, "")
-        text = f"CFS {self.action} failed: {self.code}: {self.message}" + (f" ({hint})" if hint else "")
-        return CloudError(kind, text)
+def _cloud_error(exc: ApiError) -> CloudError:
+    kind = classify(exc.code)
+    hint = HINTS.get(kind, "")
+    text = f"CFS {exc.action} failed: {exc.code}: {exc.message}" + (f" ({hint})" if hint else "")
+    return CloudError(kind, text)
 
 
 def _adoptable(owner: Ownership, tagged_volume: str, wanted: str) -> bool:
