@@ -34,6 +34,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     """One thread per connection; request threads are daemons, so a held-back answer never blocks exit."""
 
     daemon_threads = True
+    #: socketserver's default backlog is 5: a client opening more connections at once than that (a controller at
+    #: concurrency 8, or a test) saw connections refused, which the real API never does.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         if ":" in address[0]:
