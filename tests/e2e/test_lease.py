@@ -8,7 +8,6 @@ from the protocol, or generous upper bounds.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +20,8 @@ from kubernetes.client.exceptions import ApiException
 
 from cfs_csi.devcluster.cluster import ControlPlane, free_port
 from cfs_csi.kube.client import api_client
-from cfs_csi.kube.lease import LeaderElector, MicroTime
+from cfs_csi.kube.lease import DEFAULT_LEASE_DURATION, LeaderElector, Leases, MicroTime
+from cfs_csi.kube.rest import ApiError, Client, Config, load_config
 
 NAMESPACE = "default"
 FAST = {"lease_duration": 2, "renew_period": 0.5, "retry_period": 0.2}
@@ -31,7 +31,15 @@ Make = Callable[..., LeaderElector]
 
 @pytest.fixture
 def api(control_plane: ControlPlane) -> k8s.ApiClient:
+    """The official client: how the tests read and write Leases as another program would."""
     return api_client(str(control_plane.kubeconfig))
+
+
+@pytest.fixture
+async def client(control_plane: ControlPlane) -> AsyncIterator[Client]:
+    """The lean client the electors use."""
+    async with Client.from_kubeconfig(str(control_plane.kubeconfig)) as made:
+        yield made
 
 
 @pytest.fixture
@@ -40,12 +48,12 @@ def lease_name() -> str:
 
 
 @pytest.fixture
-async def make(api: k8s.ApiClient, lease_name: str) -> AsyncIterator[Make]:
+async def make(client: Client, lease_name: str) -> AsyncIterator[Make]:
     """Electors on this test's lease (fast periods, a harmless on_lost), all released afterwards."""
     made: list[LeaderElector] = []
 
     def factory(identity: str, leases: Any = None, **options: Any) -> LeaderElector:
-        elector = LeaderElector(leases or api, lease_name, NAMESPACE, identity=identity,
+        elector = LeaderElector(leases or client, lease_name, NAMESPACE, identity=identity,
                                 **{"on_lost": lambda: None, **FAST, **options})  # fmt: skip
         made.append(elector)
         return elector
@@ -143,71 +151,75 @@ async def test_another_holder_appearing_calls_on_lost(make: Make, api: k8s.ApiCl
 
 
 async def test_renewal_failing_for_the_lease_duration_calls_on_lost(
-    make: Make, control_plane: ControlPlane, lease_name: str, api: k8s.ApiClient
+    make: Make, client: Client, lease_name: str, api: k8s.ApiClient
 ) -> None:
-    unreachable = api_client(str(control_plane.kubeconfig))
+    leases = Leases(client, NAMESPACE, timeout=2)
     lost = asyncio.Event()
-    a = make("replica-a", leases=unreachable, on_lost=lost.set)
+    a = make("replica-a", leases=leases, on_lost=lost.set)
     await asyncio.wait_for(a.acquire(), timeout=20)
     a.start_renewing()
     await asyncio.sleep(1)  # a renewal or two succeed
 
-    unreachable.configuration.host = f"https://127.0.0.1:{free_port()}"  # the API server is gone for a
-    cut_at = time.monotonic()
-    await asyncio.wait_for(lost.wait(), timeout=15)
-    assert time.monotonic() - cut_at >= 1.0  # not before the tenure of the last renewal ran out
-    assert "renewal" in (a.lost_reason or "")
-    assert not a.is_leader
+    async with Client(Config(server=f"https://127.0.0.1:{free_port()}", insecure=True)) as unreachable:
+        leases.client = unreachable  # the API server is gone for a
+        cut_at = time.monotonic()
+        await asyncio.wait_for(lost.wait(), timeout=15)
+        assert time.monotonic() - cut_at >= 1.0  # not before the tenure of the last renewal ran out
+        assert "renewal" in (a.lost_reason or "")
+        assert not a.is_leader
+        leases.client = client  # so that the fixture's release finds nothing of a's to give up
 
     b = make("replica-b")
     await asyncio.wait_for(b.acquire(), timeout=20)  # the lease lapses and is taken over
     assert (await read_lease(api, lease_name)).lease_transitions == 1
 
 
-class MeetAfterRead(k8s.CoordinationV1Api):
+class MeetAfterRead(Leases):
     """Holds its first read at a barrier shared with another replica, so both decide on the same version.
 
     Every status the server answers a write with is recorded, to show that the race went through the server.
     """
 
-    def __init__(self, api: k8s.ApiClient, barrier: threading.Barrier, refusals: list[int]) -> None:
-        super().__init__(api)
-        self._barrier: threading.Barrier | None = barrier
+    def __init__(self, client: Client, barrier: asyncio.Barrier, refusals: list[int]) -> None:
+        super().__init__(client, NAMESPACE, float(DEFAULT_LEASE_DURATION))
+        self._barrier: asyncio.Barrier | None = barrier
         self._refusals = refusals
 
-    def read_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+    async def read(self, name: str) -> dict[str, Any] | None:
         try:
-            return super().read_namespaced_lease(*args, **kwargs)
+            return await super().read(name)
         finally:
             barrier, self._barrier = self._barrier, None
             if barrier is not None:
-                barrier.wait(timeout=20)
+                async with asyncio.timeout(20):
+                    await barrier.wait()
 
-    def create_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
-        return self._recorded(super().create_namespaced_lease, *args, **kwargs)
-
-    def replace_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
-        return self._recorded(super().replace_namespaced_lease, *args, **kwargs)
-
-    def _recorded(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def create(self, body: dict[str, Any]) -> None:
         try:
-            return call(*args, **kwargs)
-        except ApiException as exc:
+            await super().create(body)
+        except ApiError as exc:
+            self._refusals.append(exc.status)
+            raise
+
+    async def replace(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            await super().replace(name, body)
+        except ApiError as exc:
             self._refusals.append(exc.status)
             raise
 
 
-async def race(make: Make, api: k8s.ApiClient) -> tuple[list[LeaderElector], list[int]]:
+async def race(make: Make, client: Client) -> tuple[list[LeaderElector], list[int]]:
     """Two replicas read the same lease, then both write; the electors that won, and the refusals."""
-    barrier, refusals = threading.Barrier(2), list[int]()
-    a = make("replica-a", leases=MeetAfterRead(api, barrier, refusals))
-    b = make("replica-b", leases=MeetAfterRead(api, barrier, refusals))
+    barrier, refusals = asyncio.Barrier(2), list[int]()
+    a = make("replica-a", leases=MeetAfterRead(client, barrier, refusals))
+    b = make("replica-b", leases=MeetAfterRead(client, barrier, refusals))
     won = await asyncio.gather(a.try_acquire(), b.try_acquire())
     return [elector for elector, ok in zip((a, b), won, strict=True) if ok], refusals
 
 
-async def test_a_create_race_has_one_winner(make: Make, api: k8s.ApiClient, lease_name: str) -> None:
-    winners, refusals = await race(make, api)
+async def test_a_create_race_has_one_winner(make: Make, api: k8s.ApiClient, client: Client, lease_name: str) -> None:
+    winners, refusals = await race(make, client)
     assert len(winners) == 1
     assert refusals == [409]  # the loser's create: AlreadyExists
     spec = await read_lease(api, lease_name)
@@ -215,7 +227,7 @@ async def test_a_create_race_has_one_winner(make: Make, api: k8s.ApiClient, leas
     assert spec.lease_transitions == 0
 
 
-async def test_a_take_over_race_has_one_winner(make: Make, api: k8s.ApiClient, lease_name: str) -> None:
+async def test_a_take_over_race_has_one_winner(make: Make, api: k8s.ApiClient, client: Client, lease_name: str) -> None:
     long_ago = MicroTime.of(datetime.now(UTC) - timedelta(minutes=5))
     expired = k8s.V1Lease(
         metadata=k8s.V1ObjectMeta(name=lease_name, namespace=NAMESPACE),
@@ -224,7 +236,7 @@ async def test_a_take_over_race_has_one_winner(make: Make, api: k8s.ApiClient, l
     )  # fmt: skip
     await asyncio.to_thread(k8s.CoordinationV1Api(api).create_namespaced_lease, NAMESPACE, expired)
 
-    winners, refusals = await race(make, api)
+    winners, refusals = await race(make, client)
     assert len(winners) == 1
     assert refusals == [409]  # the loser's replace: its resourceVersion was no longer current
     spec = await read_lease(api, lease_name)
@@ -253,9 +265,17 @@ async def test_api_client_finds_the_cluster_through_kubeconfig(
     control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
-    from_env = api_client()
+    from_env, lean_from_env = api_client(), load_config()
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     explicit = api_client(str(control_plane.kubeconfig))  # the argument wins over the environment
-    for client in (from_env, explicit):
-        leases = await asyncio.to_thread(k8s.CoordinationV1Api(client).list_namespaced_lease, "kube-system")
+    lean_explicit = load_config(str(control_plane.kubeconfig))
+    for official in (from_env, explicit):
+        leases = await asyncio.to_thread(k8s.CoordinationV1Api(official).list_namespaced_lease, "kube-system")
         assert leases.items is not None
+    for config in (lean_from_env, lean_explicit):
+        async with Client(config) as lean:  # a client certificate from files relative to the kubeconfig
+            listed = await lean.list("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases")
+            assert isinstance(listed["items"], list) and listed["metadata"]["resourceVersion"]
+            with pytest.raises(ApiError) as missing:
+                await lean.get("/api/v1/namespaces/kube-system/configmaps/no-such-map")
+            assert missing.value.status == 404

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
 
 from cfs_csi.kube.lease import (
     Action,
@@ -15,12 +14,15 @@ from cfs_csi.kube.lease import (
     LeaderElector,
     LeaseRecord,
     MicroTime,
+    _spec,
     decide,
     default_identity,
     lease_expiry,
+    parse_time,
     record_of,
     released,
 )
+from cfs_csi.kube.rest import Client, Config
 
 ME = "replica-a_1234abcd"
 OTHER = "replica-b_5678ef01"
@@ -171,31 +173,48 @@ def test_micro_time_always_has_six_fraction_digits(moment: datetime, wire: str) 
     assert stamp == moment.replace(tzinfo=moment.tzinfo or UTC)
 
 
-def test_the_official_client_sends_micro_time_as_the_server_parses_it() -> None:
-    """Guards our reliance on the client keeping the subclass and calling its ``isoformat``."""
+def test_written_spec_has_six_fraction_digits_and_keeps_fields_it_does_not_own() -> None:
     whole_second = MicroTime.of(datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC))
-    lease = k8s.V1Lease(metadata=k8s.V1ObjectMeta(name="x"), spec=k8s.V1LeaseSpec(renew_time=whole_second))
-    wire = k8s.ApiClient().sanitize_for_serialization(lease)
-    assert wire["spec"]["renewTime"] == "2025-03-01T12:00:00.000000Z"
+    record = LeaseRecord(ME, whole_second, 15, whole_second, 3)
+    previous = {"holderIdentity": OTHER, "strategy": "OldestEmulationVersion", "preferredHolder": "p"}
+    assert _spec(record, previous) == {
+        "holderIdentity": ME, "leaseDurationSeconds": 15, "leaseTransitions": 3,
+        "acquireTime": "2025-03-01T12:00:00.000000Z", "renewTime": "2025-03-01T12:00:00.000000Z",
+        "strategy": "OldestEmulationVersion", "preferredHolder": "p",
+    }  # fmt: skip
+    released_record = LeaseRecord("", whole_second, 15, None, 3)
+    assert "acquireTime" not in _spec(released_record, {"acquireTime": "2025-03-01T11:00:00.000000Z"})
+    assert _spec(released_record, None)["holderIdentity"] == ""
 
 
-def test_record_of_a_lease_as_the_client_returns_it() -> None:
-    lease = k8s.V1Lease.model_validate(
-        {
-            "metadata": {"name": "x", "namespace": "ns", "resourceVersion": "7"},
-            "spec": {
-                "holderIdentity": OTHER,
-                "leaseDurationSeconds": 15,
-                "acquireTime": "2025-03-01T11:00:00.000000Z",
-                "renewTime": "2025-03-01T12:00:00.250000Z",
-                "leaseTransitions": 2,
-            },
-        }
-    )
+def test_record_of_a_lease_as_the_api_returns_it() -> None:
+    lease = {
+        "metadata": {"name": "x", "namespace": "ns", "resourceVersion": "7"},
+        "spec": {
+            "holderIdentity": OTHER,
+            "leaseDurationSeconds": 15,
+            "acquireTime": "2025-03-01T11:00:00.000000Z",
+            "renewTime": "2025-03-01T12:00:00.250000Z",
+            "leaseTransitions": 2,
+        },
+    }
     assert record_of(lease) == LeaseRecord(OTHER, NOW, 15, datetime(2025, 3, 1, 11, tzinfo=UTC), 2)
-    assert record_of(k8s.V1Lease(metadata=k8s.V1ObjectMeta(name="x"))) == LeaseRecord("", None, None)
-    empty = k8s.V1Lease(metadata=k8s.V1ObjectMeta(name="x"), spec=k8s.V1LeaseSpec(holder_identity=""))
-    assert record_of(empty).holder == ""
+    assert record_of({"metadata": {"name": "x"}}) == LeaseRecord("", None, None)
+    assert record_of({"metadata": {"name": "x"}, "spec": {"holderIdentity": ""}}).holder == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-01T12:00:00.250000Z", NOW),
+        ("2025-03-01T12:00:00Z", NOW.replace(microsecond=0)),  # written by a client that drops a zero fraction
+        ("2025-03-01T20:00:00.250000+08:00", NOW),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_parse_time(text: str | None, expected: datetime | None) -> None:
+    assert parse_time(text) == expected
 
 
 def test_default_identity_is_hostname_and_a_random_suffix() -> None:
@@ -215,4 +234,4 @@ def test_default_identity_is_hostname_and_a_random_suffix() -> None:
 )
 def test_elector_refuses_periods_that_cannot_work(periods: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        LeaderElector(k8s.ApiClient(), "lease", "default", **periods)
+        LeaderElector(Client(Config(server="https://127.0.0.1:1")), "lease", "default", **periods)

@@ -40,24 +40,34 @@ def configure_kopf(server_timeout: int = 60) -> None:
         return kopf.login_via_client(**kwargs)
 
 
-async def run_as_leader(api: Any, lease: str, namespace: str, memo: dict[str, Any], leader_elect: bool) -> None:
-    """Wait for the Lease (if asked), run kopf until stopped, release the Lease; exit non-zero if it was lost."""
+async def run_as_leader(
+    kubeconfig: str | None, lease: str, namespace: str, memo: dict[str, Any], leader_elect: bool
+) -> None:
+    """Wait for the Lease (if asked), run kopf until stopped, release the Lease; exit non-zero if it was lost.
+
+    The Lease goes through the lean client of :mod:`.rest` (found from ``kubeconfig`` as the official one is).
+    """
     import kopf
 
     from cfs_csi.kube.lease import LeaderElector
+    from cfs_csi.kube.rest import Client
 
     stop = asyncio.Event()
     elector = None
-    if leader_elect:
-        elector = LeaderElector(api, lease, namespace, on_lost=stop.set)
-        log.info("waiting to lead (Lease %s/%s)", namespace, lease)
-        await elector.acquire()
-        log.info("leading as %s", elector.identity)
-        elector.start_renewing()
+    client = Client.from_kubeconfig(kubeconfig, user_agent=f"cfs-csi/{lease}")
     try:
-        await kopf.operator(clusterwide=True, standalone=True, memo=kopf.Memo(**memo), stop_flag=stop)
+        if leader_elect:
+            elector = LeaderElector(client, lease, namespace, on_lost=stop.set)
+            log.info("waiting to lead (Lease %s/%s)", namespace, lease)
+            await elector.acquire()
+            log.info("leading as %s", elector.identity)
+            elector.start_renewing()
+        try:
+            await kopf.operator(clusterwide=True, standalone=True, memo=kopf.Memo(**memo), stop_flag=stop)
+        finally:
+            if elector is not None:
+                await elector.release()
     finally:
-        if elector is not None:
-            await elector.release()
+        await client.aclose()
     if elector is not None and elector.lost:
         raise RuntimeError(f"lost the Lease {namespace}/{lease}; exiting so that a restart waits for it again")

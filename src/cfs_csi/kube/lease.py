@@ -10,9 +10,9 @@ The module has two halves:
 
 - pure decisions (:func:`decide`, :func:`released`, :func:`lease_expiry`, :func:`record_of`): data in, data
   out, table-tested;
-- :class:`LeaderElector`: the reads and writes, with the official sync client inside :func:`asyncio.to_thread`.
-  Every write carries the ``resourceVersion`` that was read (or is a create), so when two replicas decide at the
-  same moment the API server accepts one write and answers the other 409 Conflict.
+- :class:`LeaderElector`: the reads and writes, through :class:`Leases` on the lean client of :mod:`.rest`
+  (Leases as plain dicts). Every write carries the ``resourceVersion`` that was read (or is a create), so
+  when two replicas decide at the same moment the API server accepts one write and answers the other 409.
 
 Time: a lease is valid until ``renewTime + leaseDurationSeconds`` by the reader's wall clock, so clocks must
 agree to well within the duration. The holder itself counts the duration from a monotonic reading taken
@@ -27,14 +27,13 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
+from cfs_csi.kube.rest import ApiError, Client
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +49,9 @@ class MicroTime(datetime):
     """A UTC instant that reaches the API server in the exact form its ``MicroTime`` fields require.
 
     The server parses ``acquireTime``/``renewTime`` with the fixed layout ``2006-01-02T15:04:05.000000Z07:00``:
-    exactly six fractional digits. The official client serialises datetimes with ``isoformat()``, which drops
-    the fraction when it is zero, so one write in a million would be refused with 400. The client keeps this
-    subclass through its model validation and calls our ``isoformat``, which always writes the six digits.
+    exactly six fractional digits. ``datetime.isoformat()`` drops the fraction when it is zero, so one write in
+    a million would be refused with 400; this subclass's ``isoformat`` always writes the six digits, whoever
+    calls it (:func:`_spec` does, and so would the official client, which keeps the subclass).
     """
 
     @classmethod
@@ -154,18 +153,23 @@ def released(current: LeaseRecord, identity: str, now: datetime) -> LeaseRecord 
     return replace(current, holder="", renew_time=MicroTime.of(now))
 
 
-def record_of(lease: Any) -> LeaseRecord:
-    """The :class:`LeaseRecord` of a ``kubernetes.client.V1Lease`` as the client returned it."""
-    spec = lease.spec
-    if spec is None:
-        return LeaseRecord("", None, None)
+def record_of(lease: Mapping[str, Any]) -> LeaseRecord:
+    """The :class:`LeaseRecord` of a Lease as the API returned it (JSON as a dict)."""
+    spec = lease.get("spec") or {}
     return LeaseRecord(
-        holder=spec.holder_identity or "",
-        renew_time=spec.renew_time,
-        duration_seconds=spec.lease_duration_seconds,
-        acquire_time=spec.acquire_time,
-        transitions=spec.lease_transitions or 0,
+        holder=spec.get("holderIdentity") or "",
+        renew_time=parse_time(spec.get("renewTime")),
+        duration_seconds=spec.get("leaseDurationSeconds"),
+        acquire_time=parse_time(spec.get("acquireTime")),
+        transitions=spec.get("leaseTransitions") or 0,
     )
+
+
+def parse_time(text: object) -> datetime | None:
+    """An RFC 3339 time of the API (``Z``, with or without a fraction) as an aware datetime; None if absent."""
+    if not text:
+        return None
+    return as_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
 
 
 def default_identity() -> str:
@@ -197,10 +201,28 @@ class _Outcome(enum.Enum):
     STOPPED = "stopped"  # renewing only: released meanwhile, nothing was done
 
 
+class Leases:
+    """The three calls leader election makes, on Leases of one namespace (a seam for tests to hold a call)."""
+
+    def __init__(self, client: Client, namespace: str, timeout: float) -> None:
+        self.client, self.timeout = client, timeout
+        self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+    async def read(self, name: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await self.client.get_or_none(f"{self.path}/{name}", timeout=self.timeout)
+        return found
+
+    async def create(self, body: dict[str, Any]) -> None:
+        await self.client.create(self.path, body, timeout=self.timeout)
+
+    async def replace(self, name: str, body: dict[str, Any]) -> None:
+        await self.client.replace(f"{self.path}/{name}", body, timeout=self.timeout)
+
+
 class LeaderElector:
     """Leader election for one ``identity`` on the Lease ``namespace/name``.
 
-    Typical use, with ``api`` a :class:`kubernetes.client.ApiClient` (or a ``CoordinationV1Api``)::
+    Typical use, with ``api`` a :class:`cfs_csi.kube.rest.Client` (or a :class:`Leases`)::
 
         async with LeaderElector(api, "cfs-csi-operator", namespace, on_lost=stop.set) as elector:
             await work(stop)
@@ -217,7 +239,7 @@ class LeaderElector:
 
     def __init__(
         self,
-        api: k8s.ApiClient | k8s.CoordinationV1Api,
+        api: Client | Leases,
         name: str,
         namespace: str,
         *,
@@ -234,7 +256,8 @@ class LeaderElector:
             raise ValueError("renew_period must be positive and shorter than lease_duration")
         if retry_period <= 0:
             raise ValueError("retry_period must be positive")
-        self._leases = api if isinstance(api, k8s.CoordinationV1Api) else k8s.CoordinationV1Api(api)
+        # Bounds each request; no answer is worth waiting for past the lease's own lifetime.
+        self._leases = api if isinstance(api, Leases) else Leases(api, namespace, float(lease_duration))
         self.name = name
         self.namespace = namespace
         self.identity = identity or default_identity()
@@ -243,8 +266,6 @@ class LeaderElector:
         self.retry_period = retry_period
         self._on_lost = on_lost
         self._clock = clock
-        # Bounds each request's thread; no answer is worth waiting for past the lease's own lifetime.
-        self._request_timeout = float(lease_duration)
         self._deadline: float | None = None  # monotonic instant our tenure ends unless renewed
         self._write = asyncio.Lock()
         self._holding: asyncio.Task[None] | None = None
@@ -343,7 +364,7 @@ class LeaderElector:
                         return False
                     try:
                         await self._replace(lease, record)
-                    except ApiException as exc:
+                    except ApiError as exc:
                         if exc.status != 409:
                             raise
                         continue
@@ -414,7 +435,7 @@ class LeaderElector:
                     await self._create(decision.record)
                 else:
                     await self._replace(lease, decision.record)
-            except ApiException as exc:
+            except ApiError as exc:
                 if exc.status == 409:
                     log.debug("lease %s/%s: lost a race (%s)", self.namespace, self.name, decision.action.value)
                     return _Outcome.FAILED, ""
@@ -426,50 +447,29 @@ class LeaderElector:
             self.lost_reason = None
             return _Outcome.LEADING, ""
 
-    async def _read(self) -> Any:
-        """The Lease as the client returns it (a ``V1Lease``), or None if it does not exist."""
-        try:
-            return await asyncio.to_thread(
-                self._leases.read_namespaced_lease, self.name, self.namespace, _request_timeout=self._request_timeout
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+    async def _read(self) -> dict[str, Any] | None:
+        """The Lease as the API returns it, or None if it does not exist."""
+        return await self._leases.read(self.name)
 
     async def _create(self, record: LeaseRecord) -> None:
-        body = k8s.V1Lease(
-            api_version="coordination.k8s.io/v1",
-            kind="Lease",
-            metadata=k8s.V1ObjectMeta(name=self.name, namespace=self.namespace),
-            spec=_spec(record, None),
-        )
-        await asyncio.to_thread(
-            self._leases.create_namespaced_lease, self.namespace, body, _request_timeout=self._request_timeout
-        )
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace}, "spec": _spec(record, None)}  # fmt: skip
+        await self._leases.create(body)
 
-    async def _replace(self, lease: Any, record: LeaseRecord) -> None:
+    async def _replace(self, lease: dict[str, Any], record: LeaseRecord) -> None:
         """PUT ``record`` over ``lease``, keeping its metadata, so its resourceVersion makes the write conditional."""
-        body = k8s.V1Lease(
-            api_version="coordination.k8s.io/v1", kind="Lease", metadata=lease.metadata, spec=_spec(record, lease.spec)
-        )
-        await asyncio.to_thread(
-            self._leases.replace_namespaced_lease,
-            self.name,
-            self.namespace,
-            body,
-            _request_timeout=self._request_timeout,
-        )
+        body = {**lease, "spec": _spec(record, lease.get("spec"))}
+        await self._leases.replace(self.name, body)
 
 
-def _spec(record: LeaseRecord, previous: Any) -> Any:
-    """A ``V1LeaseSpec`` for ``record``; fields leader election does not own are kept from ``previous``."""
-    return k8s.V1LeaseSpec(
-        holder_identity=record.holder,
-        lease_duration_seconds=record.duration_seconds,
-        acquire_time=None if record.acquire_time is None else MicroTime.of(record.acquire_time),
-        renew_time=None if record.renew_time is None else MicroTime.of(record.renew_time),
-        lease_transitions=record.transitions,
-        strategy=getattr(previous, "strategy", None),
-        preferred_holder=getattr(previous, "preferred_holder", None),
-    )
+def _spec(record: LeaseRecord, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The Lease spec for ``record``; fields leader election does not own are kept from ``previous``."""
+    spec = dict(previous or {})
+    spec.update(holderIdentity=record.holder, leaseDurationSeconds=record.duration_seconds,
+                leaseTransitions=record.transitions)  # fmt: skip
+    for key, moment in (("acquireTime", record.acquire_time), ("renewTime", record.renew_time)):
+        if moment is None:
+            spec.pop(key, None)
+        else:
+            spec[key] = MicroTime.of(moment).isoformat()
+    return spec

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         api=api,
     )  # fmt: skip
     configure_kopf(server_timeout=300)
-    asyncio.run(_operate(context, args.leader_elect))
+    asyncio.run(_operate(context, args.kubeconfig, args.leader_elect))
     return 0
 
 
@@ -95,8 +95,8 @@ def wait_for_tcfs_api(api: Any, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-async def _operate(context: OperatorContext, leader_elect: bool) -> None:
+async def _operate(context: OperatorContext, kubeconfig: str | None, leader_elect: bool) -> None:
     from cfs_csi.kube.kopfrun import run_as_leader
     from cfs_csi.operator import storageclass, tcfs  # noqa: F401 - registers the handlers
 
-    await run_as_leader(context.api, "cfs-csi-operator", context.namespace, {"context": context}, leader_elect)
+    await run_as_leader(kubeconfig, "cfs-csi-operator", context.namespace, {"context": context}, leader_elect)

@@ -1,30 +1,39 @@
-"""The external-provisioning protocol for sub-directory volumes, on kopf.
+"""The external-provisioning protocol for sub-directory volumes, on three informers of :mod:`cfs_csi.kube`.
 
 Claims of our StorageClass become a directory on the share and a PersistentVolume bound to the claim (the PV
 controller of kube-controller-manager completes the binding). Released volumes are deleted, kept or archived
 as the class says, and their PV object is removed. Both directions are idempotent: the PV name is derived
 from the claim's uid, so a repeated event (or a second replica) finds the work already done.
 
-This module is the Kubernetes side only: which directories other volumes own (a fresh list of the PVs, plus
-the provisions in flight), events and PV objects. Everything on the share is :mod:`.disk`, on a handle of the
-share root.
+Each claim and each released PV is worked on by one task at a time (:class:`Work`); a released PV whose
+directory was handled is not handled again when the events of its own deletion arrive (the second pass found
+the directory gone and the PV too: a 404 per delete). Every informer lists again every ``resync`` seconds,
+which retries whatever failed.
+
+Which directories other volumes own: for a provision, the PV informer's cache plus every PV this process
+created (put in the cache at once, before the watch shows it) plus the provisions in flight (reservations).
+A fresh list of every PV per claim made provisioning 200 claims cost O(n^2) (402 lists, a third of the CPU);
+the cache lags the API server only by the watch's delivery (milliseconds), and a PV someone else creates in
+that instant is no different from one created just after a list: in both cases the share itself decides (a
+directory that appears while we create it is refused, :func:`.disk.provision_directory`). Deleting is the
+destructive direction, so a reclaim still lists the PVs afresh before it removes anything.
+
+This module is the Kubernetes side only: ownership facts, events and PV objects. Everything on the share is
+:mod:`.disk`, on a handle of the share root, in a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import kopf
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-
-from cfs_csi.kube.objects import read_or_none
+from cfs_csi.kube.events import EventPoster
+from cfs_csi.kube.informer import Informer
+from cfs_csi.kube.rest import ApiError, Client
 from cfs_csi.provisioner import disk
 from cfs_csi.provisioner.ownership import Reservations, conflict, reuse_existing, share_owners
 from cfs_csi.provisioner.paths import delete_action, directory_for
@@ -34,6 +43,44 @@ from cfs_csi.volume.errors import InvalidArgument
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+PVS = "/api/v1/persistentvolumes"
+CLAIMS = "/api/v1/persistentvolumeclaims"
+CLASSES = "/apis/storage.k8s.io/v1/storageclasses"
+
+
+@dataclass
+class Work:
+    """Which claims and PVs are being worked on, and which released PVs were handled already (pure state).
+
+    ``handled`` maps a PV name to its uid: the same name with another uid is another PV (recreated by hand) and
+    is handled. An entry goes when the PV's DELETED event arrives (or a list no longer has it).
+    """
+
+    busy: set[str] = field(default_factory=set)
+    handled: dict[str, str] = field(default_factory=dict)
+
+    def start(self, key: str) -> bool:
+        """True if the caller may work on ``key`` now (nobody is)."""
+        if key in self.busy:
+            return False
+        self.busy.add(key)
+        return True
+
+    def finish(self, key: str) -> None:
+        self.busy.discard(key)
+
+
+def should_reclaim(kind: str, pv: dict[str, Any], provisioner: str, work: Work) -> bool:
+    """Whether a PV event calls for cleaning up after it (pure, apart from forgetting a deleted PV)."""
+    metadata = pv.get("metadata") or {}
+    name = str(metadata.get("name", ""))
+    if kind == "DELETED":
+        work.handled.pop(name, None)
+        return False
+    if metadata.get("deletionTimestamp") or not released_ours(pv, provisioner):
+        return False
+    return work.handled.get(name) != metadata.get("uid") and f"pv/{name}" not in work.busy
+
 
 @dataclass
 class ProvisionerContext:
@@ -41,54 +88,118 @@ class ProvisionerContext:
     share: Share
     root: Path
     dir_mode: int
-    api: Any  # kubernetes.client.ApiClient
+    client: Client
     reservations: Reservations = field(default_factory=Reservations)
+    work: Work = field(default_factory=Work)
+    classes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)  # every PV by name: the informer's cache
+    events: EventPoster | None = None
+    #: At most this many claims or PVs worked on at once: bounds memory and the API server's load.
+    concurrency: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+
+    def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = EventPoster(self.client, self.name)
 
 
-@kopf.index("storage.k8s.io", "v1", "storageclasses")
-def classes(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    """StorageClasses by name, kept current by kopf's watch (no API read per claim event)."""
-    return {name: dict(body)}
+class Provisioner:
+    """The three informers and the tasks they start, for one :class:`ProvisionerContext`."""
+
+    def __init__(self, context: ProvisionerContext, resync: float = 60.0) -> None:
+        self.context = context
+        self.resync = resync
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Until cancelled: StorageClasses first (claims are judged by their class), then claims and PVs."""
+        client = self.context.client
+        classes = Informer(client, CLASSES, self._class_event, self.resync)
+        claims = Informer(client, CLAIMS, self._claim_event, self.resync)
+        volumes = Informer(client, PVS, self._volume_event, self.resync)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(classes.run())
+            await classes.synced.wait()
+            group.create_task(volumes.run())
+            await volumes.synced.wait()  # the ownership cache is complete before the first claim is judged
+            group.create_task(claims.run())
+
+    def _spawn(self, key: str, work: Callable[[], Any]) -> None:
+        """Run ``work()`` as the one task for ``key``; an error is logged and retried at the next resync."""
+        if not self.context.work.start(key):
+            return
+
+        async def guarded() -> None:
+            try:
+                async with self.context.concurrency:
+                    await work()
+            except Exception as exc:
+                log.warning("%s failed, retried at the next resync: %s", key, exc)
+            finally:
+                self.context.work.finish(key)
+
+        task = asyncio.create_task(guarded(), name=key)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _class_event(self, kind: str, storage_class: dict[str, Any]) -> None:
+        name = str(storage_class["metadata"]["name"])
+        if kind == "DELETED":
+            self.context.classes.pop(name, None)
+        else:
+            self.context.classes[name] = storage_class
+
+    def _claim_event(self, kind: str, claim: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            return
+        storage_class = self.context.classes.get((claim.get("spec") or {}).get("storageClassName") or "")
+        if storage_class is None or wants_us(claim, storage_class, self.context.name) is not None:
+            return
+        metadata = claim["metadata"]
+        log.debug("claim %s/%s (%s) is ours to provision", metadata.get("namespace"), metadata.get("name"), kind)
+        self._spawn(f"claim/{claim['metadata']['uid']}", lambda: provision(claim, storage_class, self.context))
+
+    def _volume_event(self, kind: str, pv: dict[str, Any]) -> None:
+        name = str(pv["metadata"]["name"])
+        if kind == "DELETED":
+            self.context.volumes.pop(name, None)
+        else:
+            self.context.volumes[name] = pv
+        if not should_reclaim(kind, pv, self.context.name, self.context.work):
+            return
+        storage_class = self.context.classes.get((pv.get("spec") or {}).get("storageClassName") or "")
+        log.debug("volume %s (%s) is released and ours to clean up", name, kind)
+        self._spawn(f"pv/{pv['metadata']['name']}", lambda: reclaim(pv, storage_class, self.context))
 
 
-Classes = kopf.Index[str, dict[str, Any]]
+def _warn(context: ProvisionerContext, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    assert context.events is not None
+    context.events.post(obj, kind, reason, message, warning=True)
 
 
-def _first(index: Classes | None, key: str | None) -> dict[str, Any] | None:
-    if index is None or not key or key not in index:
-        return None
-    return next(iter(index[key]), None)
+def _info(context: ProvisionerContext, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    assert context.events is not None
+    context.events.post(obj, kind, reason, message)
 
 
-@kopf.on.event("", "v1", "persistentvolumeclaims")
-async def claim_event(*, type: str, body: kopf.Body, memo: kopf.Memo, classes: Classes | None = None,
-                      **_: Any) -> None:  # fmt: skip
-    if type == "DELETED":
-        return
-    context: ProvisionerContext = memo["context"]
-    claim = _plain(body)
-    storage_class = _first(classes, (claim.get("spec") or {}).get("storageClassName"))
-    if wants_us(claim, storage_class, context.name) is not None or storage_class is None:
-        return
-    await provision(body, claim, storage_class, context)
-
-
-async def provision(body: kopf.Body, claim: dict[str, Any], storage_class: dict[str, Any],
-                    context: ProvisionerContext) -> None:  # fmt: skip
-    core = k8s.CoreV1Api(context.api)
+async def provision(claim: dict[str, Any], storage_class: dict[str, Any], context: ProvisionerContext) -> None:
     volume = pv_name(claim)
-    if await read_or_none(core.read_persistent_volume, volume) is not None:
+    client = context.client
+    # The cache answers for a claim event that arrives after our PV (before the binding); the read for one
+    # the cache has not seen, whose PV a previous run may have made a moment ago.
+    if volume in context.volumes or await client.get_or_none(f"{PVS}/{volume}") is not None:
         return
     where = f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"
 
     def refuse(reason: object) -> None:
-        kopf.warn(body, reason="ProvisioningFailed", message=f"failed to provision volume for claim {where}: {reason}")
+        _warn(context, claim, "PersistentVolumeClaim", "ProvisioningFailed",
+              f"failed to provision volume for claim {where}: {reason}")  # fmt: skip
 
     problem = unsupported(claim)
     if problem:
         refuse(problem)
         return
-    kopf.info(body, reason="Provisioning", message=f'External provisioner is provisioning volume for claim "{where}"')
+    _info(context, claim, "PersistentVolumeClaim", "Provisioning",
+          f'External provisioner is provisioning volume for claim "{where}"')  # fmt: skip
     metadata = claim["metadata"]
     parameters = {k.lower(): v for k, v in (storage_class.get("parameters") or {}).items()}
     try:
@@ -102,10 +213,10 @@ async def provision(body: kopf.Body, claim: dict[str, Any], storage_class: dict[
     # holds its reservation; either way two claims can never both decide that a path is free.
     busy = context.reservations.reserve(volume, directory)
     if busy:  # a PV in the way is the lasting reason; the provision in flight may yet be refused itself
-        refuse(conflict(directory, volume, await _owners(context)) or busy)
+        refuse(conflict(directory, volume, _known_owners(context)) or busy)
         return
     try:
-        owners = {**await _owners(context), **context.reservations.owners()}
+        owners = {**_known_owners(context), **context.reservations.owners()}
         try:
             verdict = await _on_share(context, disk.provision_directory, directory, volume, owners, reuse,
                                       context.dir_mode)  # fmt: skip
@@ -114,10 +225,12 @@ async def provision(body: kopf.Body, claim: dict[str, Any], storage_class: dict[
             return
         pv = persistent_volume(claim, storage_class, context.name, context.share, directory)
         try:
-            await asyncio.to_thread(core.create_persistent_volume, pv)  # type: ignore[arg-type]
-        except ApiException as exc:
+            created = await client.create(PVS, pv)
+            context.volumes.setdefault(volume, created)  # owned from now on, even before the watch shows it
+        except ApiError as exc:
             if exc.status != 409:
-                kopf.warn(body, reason="ProvisioningFailed", message=f"creating PV {volume} failed: {exc.reason}")
+                _warn(context, claim, "PersistentVolumeClaim", "ProvisioningFailed",
+                      f"creating PV {volume} failed: {exc.reason or exc.message}")  # fmt: skip
                 raise
     finally:
         context.reservations.release(volume)
@@ -126,15 +239,18 @@ async def provision(body: kopf.Body, claim: dict[str, Any], storage_class: dict[
     except OSError as exc:  # harmless: a record only matters while its volume has no PV, and this one has
         log.warning("could not remove the owner record of %s: %s", volume, exc)
     log.info("provisioned %s for %s in %s (%s)", volume, where, directory, verdict.value)
-    kopf.info(body, reason="ProvisioningSucceeded", message=f"Successfully provisioned volume {volume}")
+    _info(context, claim, "PersistentVolumeClaim", "ProvisioningSucceeded", f"Successfully provisioned volume {volume}")
+
+
+def _known_owners(context: ProvisionerContext) -> dict[str, str]:
+    """Every directory of the share that a PV names, as the informer's cache (with our own writes) has them."""
+    return share_owners(context.volumes.values(), context.share.server, context.share.fsid)
 
 
 async def _owners(context: ProvisionerContext) -> dict[str, str]:
-    """Every directory of the share that a PV names, from a fresh list (a watch cache could lag behind)."""
-    # Raw JSON: building the client's model objects for every PV of a large cluster costs far more.
-    response: Any = await asyncio.to_thread(k8s.CoreV1Api(context.api).list_persistent_volume, _preload_content=False)
-    pvs = json.loads(response.data).get("items") or []
-    return share_owners(pvs, context.share.server, context.share.fsid)
+    """Every directory of the share that a PV names, from a fresh list (for deleting: never a lagging cache)."""
+    listed = await context.client.list(PVS)
+    return share_owners(listed["items"], context.share.server, context.share.fsid)
 
 
 async def _on_share(context: ProvisionerContext, work: Callable[..., T], *args: Any) -> T:
@@ -147,19 +263,9 @@ async def _on_share(context: ProvisionerContext, work: Callable[..., T], *args: 
     return await asyncio.to_thread(run)
 
 
-@kopf.on.event("", "v1", "persistentvolumes")
-async def volume_event(*, type: str, body: kopf.Body, memo: kopf.Memo, classes: Classes | None = None,
-                       **_: Any) -> None:  # fmt: skip
-    context: ProvisionerContext = memo["context"]
-    pv = _plain(body)
-    if type == "DELETED" or not released_ours(pv, context.name):
-        return
-    await reclaim(body, pv, _first(classes, (pv.get("spec") or {}).get("storageClassName")), context)
-
-
-async def reclaim(body: kopf.Body, pv: dict[str, Any], storage_class: dict[str, Any] | None,
-                  context: ProvisionerContext) -> None:  # fmt: skip
-    name = pv["metadata"]["name"]
+async def reclaim(pv: dict[str, Any], storage_class: dict[str, Any] | None, context: ProvisionerContext) -> None:
+    metadata = pv["metadata"]
+    name = metadata["name"]
     attributes = ((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}
     action = delete_action((storage_class or {}).get("parameters") if storage_class else None)
     try:
@@ -170,16 +276,15 @@ async def reclaim(body: kopf.Body, pv: dict[str, Any], storage_class: dict[str, 
         owners = await _owners(context)
         done = await _on_share(context, disk.reclaim_directory, str(attributes.get("path", "")), name, owners, action)
     except InvalidArgument as exc:
-        kopf.warn(body, reason="VolumeFailedDelete", message=f"refusing to touch the share for {name}: {exc}")
-        return
+        _warn(context, pv, "PersistentVolume", "VolumeFailedDelete", f"refusing to touch the share for {name}: {exc}")
+        return  # looked at again at the next resync: the PV in the way may be gone by then
     log.info("volume %s released: directory %s %s", name, attributes.get("path"), done)
+    context.work.handled[name] = str(metadata.get("uid"))
     try:
-        await asyncio.to_thread(k8s.CoreV1Api(context.api).delete_persistent_volume, name)
-    except ApiException as exc:
-        if exc.status != 404:
+        # On condition that it is still the PV we looked at: one recreated under the same name is not ours to drop.
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": metadata.get("uid")}}
+        await context.client.delete(f"{PVS}/{name}", options)
+    except ApiError as exc:
+        if exc.status not in (404, 409):
+            context.work.handled.pop(name, None)
             raise
-
-
-def _plain(body: kopf.Body) -> dict[str, Any]:
-    return {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {}),
-            "status": dict(body.get("status") or {})}  # fmt: skip
