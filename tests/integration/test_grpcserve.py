@@ -288,11 +288,6 @@ def test_the_serving_modules_import_no_grpcio() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="driver/node.py and driver/locks.py (not owned by the grpclib change) still `import grpc` for "
-    "grpc.StatusCode and subclass csi_pb2_grpc.NodeServicer; errors.StatusCode replaces both (issue 15)",
-)
 def test_the_node_process_imports_no_grpcio(tmp_path: Path) -> None:
     """``serve --component=node`` as the chart runs it (registration and health port on), started and stopped."""
     with socket.socket() as free:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 
-import grpc
-
 from cfs_csi.cloud.base import FileStorage, FileSystem, FileSystemSpec
 from cfs_csi.cloud.errors import CloudError, ErrorKind
 from cfs_csi.cloud.ownership import Origin
-from cfs_csi.csi import csi_pb2, csi_pb2_grpc
+from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.capabilities import first_unsupported
-from cfs_csi.driver.errors import CsiError, invalid, not_found, require
+from cfs_csi.driver.errors import CsiError, StatusCode, invalid, not_found, require
+from cfs_csi.driver.grpcserve import CallContext
 from cfs_csi.driver.locks import InFlight
 from cfs_csi.volume.capacity import MAX_CAPACITY, required_capacity, stored_capacity
 from cfs_csi.volume.names import check_volume_name, cut
@@ -33,13 +32,13 @@ _VOLUME_ID = re.compile(r"cfs-[0-9a-z]{1,32}")
 _TOKEN = _VOLUME_ID
 
 
-class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
+class ControllerServicer:
     def __init__(self, storage: FileStorage) -> None:
         self._storage = storage
         self._in_flight = InFlight()
 
     async def CreateVolume(
-        self, request: csi_pb2.CreateVolumeRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.CreateVolumeRequest, context: CallContext
     ) -> csi_pb2.CreateVolumeResponse:
         """Everything is validated before the backend is called; then nothing created may leak.
 
@@ -66,17 +65,17 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
             fs = await self._storage.ensure_file_system(wanted)
         if fs.capacity_bytes != capacity:
             raise CsiError(
-                grpc.StatusCode.ALREADY_EXISTS,
+                StatusCode.ALREADY_EXISTS,
                 f"volume {name!r} exists with capacity {fs.capacity_bytes} bytes, not {capacity}",
             )
         if fs.params != params:
-            raise CsiError(grpc.StatusCode.ALREADY_EXISTS, f"volume {name!r} exists with other parameters ({fs.id})")
+            raise CsiError(StatusCode.ALREADY_EXISTS, f"volume {name!r} exists with other parameters ({fs.id})")
         if not fs.ready:
             raise CloudError(ErrorKind.PENDING, f"file system {fs.id} is {fs.state.value}; retry later")
         return csi_pb2.CreateVolumeResponse(volume=_volume(fs))
 
     async def DeleteVolume(
-        self, request: csi_pb2.DeleteVolumeRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.DeleteVolumeRequest, context: CallContext
     ) -> csi_pb2.DeleteVolumeResponse:
         """Deletes only a dedicated volume's file system, proven by the backend (:mod:`cfs_csi.cloud.ownership`).
 
@@ -91,7 +90,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         return csi_pb2.DeleteVolumeResponse()
 
     async def ValidateVolumeCapabilities(
-        self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, context: CallContext
     ) -> csi_pb2.ValidateVolumeCapabilitiesResponse:
         volume_id = require(request.volume_id, "volume_id")
         if not request.volume_capabilities:
@@ -116,13 +115,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         return csi_pb2.ValidateVolumeCapabilitiesResponse(confirmed=confirmed)
 
     async def ListVolumes(
-        self, request: csi_pb2.ListVolumesRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.ListVolumesRequest, context: CallContext
     ) -> csi_pb2.ListVolumesResponse:
         if request.max_entries < 0:
             raise invalid("max_entries must not be negative")
         token = request.starting_token
         if token and not _TOKEN.fullmatch(token):
-            raise CsiError(grpc.StatusCode.ABORTED, f"starting_token {token!r} was not issued by this driver")
+            raise CsiError(StatusCode.ABORTED, f"starting_token {token!r} was not issued by this driver")
         listed = await self._storage.list_file_systems()
         systems = sorted((fs for fs in listed if fs.owner.origin is Origin.VOLUME), key=lambda fs: fs.id)
         remaining = [fs for fs in systems if fs.id > token] if token else systems
@@ -140,7 +139,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         )
 
     async def ControllerGetVolume(
-        self, request: csi_pb2.ControllerGetVolumeRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.ControllerGetVolumeRequest, context: CallContext
     ) -> csi_pb2.ControllerGetVolumeResponse:
         volume_id = require(request.volume_id, "volume_id")
         fs = await self._get(volume_id)
@@ -155,7 +154,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         return await self._storage.get_file_system(volume_id) if _VOLUME_ID.fullmatch(volume_id) else None
 
     async def ControllerGetCapabilities(
-        self, request: csi_pb2.ControllerGetCapabilitiesRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.ControllerGetCapabilitiesRequest, context: CallContext
     ) -> csi_pb2.ControllerGetCapabilitiesResponse:
         return csi_pb2.ControllerGetCapabilitiesResponse(
             capabilities=[

@@ -22,9 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
-
-from cfs_csi.driver.errors import CsiError
+from cfs_csi.driver.errors import CsiError, StatusCode
 from cfs_csi.mount.runner import Children, owned_by
 
 log = logging.getLogger(__name__)
@@ -52,7 +50,7 @@ class TargetLocks:
         fd = self.try_acquire(target_path)
         if fd is None:
             raise CsiError(
-                grpc.StatusCode.ABORTED,
+                StatusCode.ABORTED,
                 f"a mount or unmount of {target_path} started earlier (perhaps before the plugin restarted) "
                 "is still running",
             )
@@ -95,7 +93,7 @@ class InFlight:
         """Hold ``keys`` (and ``target``'s lock file, if given) for the block and for the commands it starts."""
         busy = [key for key in keys if key in self._keys]
         if busy:
-            raise CsiError(grpc.StatusCode.ABORTED, f"an operation on {busy[0]!r} is already in progress")
+            raise CsiError(StatusCode.ABORTED, f"an operation on {busy[0]!r} is already in progress")
         locks = self._target_locks if target is not None else None
         fd = locks.acquire(target) if locks is not None and target is not None else None
         self._keys.update(keys)

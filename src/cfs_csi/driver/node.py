@@ -44,12 +44,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import grpc
-
 from cfs_csi.cloud.deadline import remaining
-from cfs_csi.csi import csi_pb2, csi_pb2_grpc
+from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.capabilities import unsupported_reason
-from cfs_csi.driver.errors import CsiError, invalid, not_found, require
+from cfs_csi.driver.errors import CsiError, StatusCode, invalid, not_found, require
+from cfs_csi.driver.grpcserve import CallContext
 from cfs_csi.driver.locks import InFlight, TargetLocks
 from cfs_csi.driver.published import Publication, PublishedVolumes, TargetState, keep_record
 from cfs_csi.mount.errors import MountError, MountErrorKind
@@ -91,7 +90,7 @@ class NodeTimeouts:
     stats: float = 10.0
 
 
-class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
+class NodeServicer:
     def __init__(
         self,
         node_id: str,
@@ -180,10 +179,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         try:
             return contextlib.closing(self._pods.open())
         except PodsDirMissing as exc:
-            raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+            raise CsiError(StatusCode.FAILED_PRECONDITION, str(exc)) from None
 
     async def NodePublishVolume(
-        self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.NodePublishVolumeRequest, context: CallContext
     ) -> csi_pb2.NodePublishVolumeResponse:
         volume_id = require(request.volume_id, "volume_id")
         target = self._target(request.target_path, "target_path")
@@ -245,13 +244,13 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 return True
             if action is Action.REFUSE:
                 raise CsiError(
-                    grpc.StatusCode.ALREADY_EXISTS,
+                    StatusCode.ALREADY_EXISTS,
                     f"{target.path} is already mounted from {existing.source} "
                     f"({'ro' if existing.read_only else 'rw'}), not from {nfs.source} as requested",
                 )
             if action is Action.WAIT:
                 raise CsiError(
-                    grpc.StatusCode.UNAVAILABLE,
+                    StatusCode.UNAVAILABLE,
                     f"{target.path} is mounted from {existing.source} but its server does not answer; left in place",
                 )
             log.warning("%s: the mount of %s there is broken; unmounting it to mount again", target.path, nfs.source)
@@ -260,7 +259,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 return False
             with contextlib.closing(ref):
                 await unmount(ref, self._ladder_time(), self._mounted_check(real))
-        raise CsiError(grpc.StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts")
+        raise CsiError(StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts")
 
     async def _health(self, real: str) -> Health:
         try:
@@ -297,7 +296,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         elsewhere = [new.mount_point for new in after.entries if new.mount_id not in known and new is not entry]
         log.error("the mount for %s did not show there as asked (%s); new mounts elsewhere: %s", target.path,
                   entry, elsewhere)  # fmt: skip
-        raise CsiError(grpc.StatusCode.INTERNAL, f"the mount did not show at {target.path} as asked; rolled back")
+        raise CsiError(StatusCode.INTERNAL, f"the mount did not show at {target.path} as asked; rolled back")
 
     def _check_exclusive(
         self, volume_id: str, target: PodPath, exclusive: bool, table: MountTable, pods: OpenPods
@@ -312,12 +311,12 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 other_real = other.target_path  # recorded before --kubelet-dir existed
             if table.at(other_real):
                 raise CsiError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
+                    StatusCode.FAILED_PRECONDITION,
                     f"volume {volume_id} is published for a single writer at {other.target_path}",
                 )
 
     async def NodeUnpublishVolume(
-        self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.NodeUnpublishVolumeRequest, context: CallContext
     ) -> csi_pb2.NodeUnpublishVolumeResponse:
         volume_id = require(request.volume_id, "volume_id")
         target = self._target(request.target_path, "target_path")
@@ -347,9 +346,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                     if removed is not None:
                         break
                 else:
-                    raise CsiError(
-                        grpc.StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts"
-                    )
+                    raise CsiError(StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts")
                 if not unmounted:
                     await in_thread_unless(inline, lambda: check_is_directory(ref))
                 if publication is None and not unmounted:
@@ -365,7 +362,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     async def NodeGetVolumeStats(
-        self, request: csi_pb2.NodeGetVolumeStatsRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.NodeGetVolumeStatsRequest, context: CallContext
     ) -> csi_pb2.NodeGetVolumeStatsResponse:
         volume_id = require(request.volume_id, "volume_id")
         try:
@@ -409,7 +406,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         )
 
     async def NodeGetCapabilities(
-        self, request: csi_pb2.NodeGetCapabilitiesRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.NodeGetCapabilitiesRequest, context: CallContext
     ) -> csi_pb2.NodeGetCapabilitiesResponse:
         return csi_pb2.NodeGetCapabilitiesResponse(
             capabilities=[
@@ -418,7 +415,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
         )
 
     async def NodeGetInfo(
-        self, request: csi_pb2.NodeGetInfoRequest, context: grpc.aio.ServicerContext
+        self, request: csi_pb2.NodeGetInfoRequest, context: CallContext
     ) -> csi_pb2.NodeGetInfoResponse:
         return csi_pb2.NodeGetInfoResponse(node_id=self._node_id)
 
