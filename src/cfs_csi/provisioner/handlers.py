@@ -10,13 +10,18 @@ directory was handled is not handled again when the events of its own deletion a
 the directory gone and the PV too: a 404 per delete). Every informer lists again every ``resync`` seconds,
 which retries whatever failed.
 
-Which directories other volumes own: for a provision, the PV informer's cache plus every PV this process
-created (put in the cache at once, before the watch shows it) plus the provisions in flight (reservations).
-A fresh list of every PV per claim made provisioning 200 claims cost O(n^2) (402 lists, a third of the CPU);
-the cache lags the API server only by the watch's delivery (milliseconds), and a PV someone else creates in
-that instant is no different from one created just after a list: in both cases the share itself decides (a
-directory that appears while we create it is refused, :func:`.disk.provision_directory`). Deleting is the
-destructive direction, so a reclaim still lists the PVs afresh before it removes anything.
+Which directories other volumes own: the PV informer's cache, plus every PV this process created (put in the
+cache at once, before the watch shows it), plus the provisions in flight (reservations). A fresh list of every
+PV per claim and per delete made 200 claims cost O(n^2): 402 lists, 7.5 ms of CPU each at 200 PVs; the
+reclaim's list alone was 5.5 of 23 ms per claim, and 3.7 MB. Why the cache is as good as that list here:
+
+- a reclaim is started by an event of the very watch that fills the cache, so every PV change the API server
+  ordered before that event is in the cache already; a watch that stalls delivers no event, so it starts no
+  reclaim on stale facts (and a relist is a fresh list);
+- a PV someone else creates just after that event escapes a list made a few milliseconds later as well as
+  the cache: the window moves by the watch's delivery time, it does not open (for a provision the share
+  settles it: a directory that appears while we create it is refused, :func:`.disk.provision_directory`);
+- a PV still in the cache after its deletion only makes a path look taken: refused now, retried at a resync.
 
 This module is the Kubernetes side only: ownership facts, events and PV objects. Everything on the share is
 :mod:`.disk`, on a handle of the share root, in a thread.
@@ -109,6 +114,10 @@ class Provisioner:
         self.context = context
         self.resync = resync
         self._tasks: set[asyncio.Task[None]] = set()
+        # Claims whose class this provisioner has not seen yet, by class name then claim uid. The class and the
+        # claim come on separate watches, so a claim made right after its class can arrive first (Kubernetes'
+        # storage e2e suite does exactly that); it is judged again when its class arrives, not a resync later.
+        self._waiting: dict[str, dict[str, dict[str, Any]]] = {}
 
     async def run(self) -> None:
         """Until cancelled: StorageClasses first (claims are judged by their class), then claims and PVs."""
@@ -145,14 +154,25 @@ class Provisioner:
         name = str(storage_class["metadata"]["name"])
         if kind == "DELETED":
             self.context.classes.pop(name, None)
-        else:
-            self.context.classes[name] = storage_class
+            return
+        self.context.classes[name] = storage_class
+        for claim in list(self._waiting.pop(name, {}).values()):
+            self._claim_event("MODIFIED", claim)
 
     def _claim_event(self, kind: str, claim: dict[str, Any]) -> None:
+        class_name = (claim.get("spec") or {}).get("storageClassName") or ""
+        uid = str(claim["metadata"].get("uid", ""))
         if kind == "DELETED":
+            self._waiting.get(class_name, {}).pop(uid, None)
+            if not self._waiting.get(class_name, True):
+                del self._waiting[class_name]
             return
-        storage_class = self.context.classes.get((claim.get("spec") or {}).get("storageClassName") or "")
-        if storage_class is None or wants_us(claim, storage_class, self.context.name) is not None:
+        storage_class = self.context.classes.get(class_name)
+        if storage_class is None:
+            if class_name and (claim.get("status") or {}).get("phase") != "Bound":
+                self._waiting.setdefault(class_name, {})[uid] = claim
+            return
+        if wants_us(claim, storage_class, self.context.name) is not None:
             return
         metadata = claim["metadata"]
         log.debug("claim %s/%s (%s) is ours to provision", metadata.get("namespace"), metadata.get("name"), kind)
@@ -247,12 +267,6 @@ def _known_owners(context: ProvisionerContext) -> dict[str, str]:
     return share_owners(context.volumes.values(), context.share.server, context.share.fsid)
 
 
-async def _owners(context: ProvisionerContext) -> dict[str, str]:
-    """Every directory of the share that a PV names, from a fresh list (for deleting: never a lagging cache)."""
-    listed = await context.client.list(PVS)
-    return share_owners(listed["items"], context.share.server, context.share.fsid)
-
-
 async def _on_share(context: ProvisionerContext, work: Callable[..., T], *args: Any) -> T:
     """Run ``work(root_fd, *args)`` in a thread, with a fresh handle of the share root."""
 
@@ -272,8 +286,8 @@ async def reclaim(pv: dict[str, Any], storage_class: dict[str, Any] | None, cont
         if attributes.get("host") != context.share.server or attributes.get("fsid", "") != context.share.fsid:
             raise InvalidArgument(f"it belongs to {attributes.get('host')}:{attributes.get('fsid')}, not to this share")
         # Only PVs: a provision in flight cannot overlap this PV's directory, since this PV still exists and
-        # is in that provision's list (it is deleted below, after the directory).
-        owners = await _owners(context)
+        # is in that provision's owners (it is deleted below, after the directory).
+        owners = _known_owners(context)
         done = await _on_share(context, disk.reclaim_directory, str(attributes.get("path", "")), name, owners, action)
     except InvalidArgument as exc:
         _warn(context, pv, "PersistentVolume", "VolumeFailedDelete", f"refusing to touch the share for {name}: {exc}")

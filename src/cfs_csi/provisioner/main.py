@@ -53,6 +53,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         default=0o777,
         help="mode of new directories, octal (default 0777, like the NFS sub-directory provisioner)",
     )
+    p.add_argument(
+        "--resync",
+        type=float,
+        default=60.0,
+        help="seconds between full re-lists of classes, claims and PVs, which retry what failed (default 60)",
+    )
     p.set_defaults(run=_run)  # fmt: skip
 
 
@@ -73,7 +79,7 @@ async def _provide(args: argparse.Namespace, name: str, share: Share, root: Path
     client = Client.from_kubeconfig(args.kubeconfig, user_agent=f"cfs-csi-subdir-provisioner/{name}")
     context = ProvisionerContext(name=name, share=share, root=root, dir_mode=args.dir_mode, client=client)
     try:
-        await lead_and_run(client, name, args.namespace, Provisioner(context).run, args.leader_elect)
+        await lead_and_run(client, name, args.namespace, Provisioner(context, args.resync).run, args.leader_elect)
     finally:
         assert context.events is not None
         await context.events.drain()
