@@ -41,13 +41,13 @@ pytestmark = pytest.mark.e2e
 
 DRIVERS = REPO / "tests" / "e2e" / "testdrivers"
 # CI's fixed subset: one spec of each kind of check the suite makes through the kubelet (data written and
-# read back by two pods in turn, exec of a file on the volume, several pods on one volume at once, subPath), so
-# a CI run stays well inside its limit; the script runs everything the focus selects.
+# read back by two pods in turn, exec of a file on the volume, several pods on one volume at once, subPath, a
+# generic ephemeral volume), so a CI run stays well inside its limit; the script runs everything the focus selects.
 CI_FOCUS = (
     r"External.Storage.*("
     r"volumes should store data|volumes should allow exec of files on the volume|"
     r"multiVolume .*should concurrently access the single volume from pods on the same node|"
-    r"subPath should support existing directory|provisioning should provision storage with mount options)"
+    r"subPath should support existing directory|ephemeral should create read/write inline ephemeral volume)"
 )
 
 
