@@ -14,7 +14,6 @@ focused subset (``CFS_CSI_STORAGE_SUITE=full``). A failed spec fails the test; e
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,7 +57,6 @@ def focus() -> str:
 @pytest.fixture(scope="module")
 def suite_tools(node_cluster: NodeCluster) -> dict[str, Path]:
     """The suite's binaries, and its images imported into the node's containerd under the names it asks for."""
-    started = time.monotonic()
     try:
         built = tools.ensure([*storagesuite.SUITE_TOOLS, "agnhost"])
     except tools.BuildError as exc:
@@ -68,11 +66,13 @@ def suite_tools(node_cluster: NodeCluster) -> dict[str, Path]:
     layout = node_cluster.node.layout
     archive = ociimage.write_e2e(layout.root / "e2e-images.tar", BUSYBOX, built["agnhost"])
     node_cluster.node.import_image(archive)
-    print(f"\nExternal Storage e2e: tools and images ready in {time.monotonic() - started:.0f}s")
     return built
 
 
-def run_suite(mode: str, driver: Path, suite_tools: dict[str, Path], plane: ControlPlane, out: Path) -> None:
+def run_suite(
+    mode: str, driver: Path, suite_tools: dict[str, Path], plane: ControlPlane, out: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     report = out / f"{mode}.json"
     argv = storagesuite.suite_argv(
         suite_tools["e2e.test"], kubeconfig=plane.kubeconfig, kubectl=suite_tools["kubectl"], driver=driver,
@@ -80,7 +80,8 @@ def run_suite(mode: str, driver: Path, suite_tools: dict[str, Path], plane: Cont
     )  # fmt: skip
     done = storagesuite.run(argv, report, out / f"{mode}.log", timeout=7200)
     text = storagesuite.summary(mode, done.result, done.seconds)
-    print("\n" + text)
+    with capsys.disabled():  # the figures belong in CI's log, pass or fail
+        print("\n" + text)
     assert not done.result.setup_failures, f"{text}\n(log: {done.log})"
     assert not done.result.failed, f"{text}\n(log: {done.log})"
     assert done.result.passed, f"no spec passed:\n{text}\n(log: {done.log})"
@@ -102,9 +103,10 @@ def test_external_storage_suite_dedicated_mode(
     control_plane: ControlPlane,
     kube: Kube,
     out_dir: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     wait_for("the node plugin registered", lambda: registered(kube, release.node.name), timeout=60, interval=1)
-    run_suite("dedicated", DRIVERS / "dedicated.yaml", suite_tools, control_plane, out_dir)
+    run_suite("dedicated", DRIVERS / "dedicated.yaml", suite_tools, control_plane, out_dir, capsys)
 
 
 @pytest.fixture
@@ -137,6 +139,7 @@ def share(release: Release, kube: Kube) -> Iterator[str]:  # noqa: F811  (the fi
 
 
 def test_external_storage_suite_shared_mode(
-    share: str, suite_tools: dict[str, Path], control_plane: ControlPlane, out_dir: Path
-) -> None:
-    run_suite("shared", DRIVERS / "shared.yaml", suite_tools, control_plane, out_dir)
+    share: str, suite_tools: dict[str, Path], control_plane: ControlPlane, out_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    run_suite("shared", DRIVERS / "shared.yaml", suite_tools, control_plane, out_dir, capsys)
