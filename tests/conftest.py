@@ -238,3 +238,19 @@ def cloud_create(emulator: Emulator, fs_name: str, wait: bool = True) -> str:
                            for fs in emulator.file_systems()):  # fmt: skip
         _time.sleep(0.2)
     return fs_id
+
+
+def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+    """The lines ``process`` prints up to and including the first that starts with ``marker``; AssertionError
+    with what it printed if it ends or ``timeout`` passes first."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line.startswith(marker):
+            return lines
+    raise AssertionError(f"no line starting {marker!r}:\n" + "\n".join(lines))

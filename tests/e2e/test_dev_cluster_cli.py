@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cfs_csi.devcluster import images, node
+from tests.conftest import read_until
 
 pytestmark = pytest.mark.e2e
 
@@ -62,17 +63,8 @@ def test_a_stop_signal_tears_the_control_plane_down(go_tools: dict[str, Path], t
     up = subprocess.Popen([sys.executable, "-m", "cfs_csi", "dev-cluster", "up", "--dir", str(root)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     assert up.stdout is not None
-    printed = []
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = up.stdout.readline()
-            if not line:
-                break
-            printed.append(line)
-            if line.startswith("export KUBECONFIG="):
-                break
-        assert printed and printed[-1].startswith("export KUBECONFIG="), "".join(printed)
+        read_until(up, "export KUBECONFIG=", timeout=180)
         running = _mentioning(str(root))
         names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in running}
         assert {"etcd", "kube-apiserver"} <= names and any(n.startswith("kube-controller") for n in names), names
@@ -82,20 +74,6 @@ def test_a_stop_signal_tears_the_control_plane_down(go_tools: dict[str, Path], t
         if up.poll() is None:
             up.kill()
     assert _mentioning(str(root)) == []  # nothing it started is left running
-
-
-def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.startswith(marker):
-            return lines
-    raise AssertionError(f"no {marker!r} line:\n" + "\n".join(lines))
 
 
 def test_product_mode_installs_the_chart_and_its_printed_examples_bind_in_both_modes(
@@ -111,7 +89,7 @@ def test_product_mode_installs_the_chart_and_its_printed_examples_bind_in_both_m
     up = subprocess.Popen([sys.executable, "-m", "cfs_csi", "dev-cluster", "up", "--product", "--dir", str(root)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-        printed = _read_until(up, "(Ctrl-C or SIGTERM stops the chart, the node", timeout=900)
+        printed = read_until(up, "(Ctrl-C or SIGTERM stops the chart, the node", timeout=900)
         commands = [line.strip() for line in printed if line.startswith("  ") and " apply -f " in line]
         assert len(commands) == 2, printed  # one example per mode, with the kubectl built at the server's version
         for command in commands:

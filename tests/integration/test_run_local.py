@@ -18,21 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import read_until
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _lines_until_started(process: subprocess.Popen[str], timeout: float = 120) -> list[str]:
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Stop with Ctrl-C"):
-            return lines
-    raise AssertionError("run-local printed no instructions:\n" + "\n".join(lines))
 
 
 def _run_printed(line: str) -> subprocess.CompletedProcess[str]:
@@ -54,7 +42,7 @@ def test_every_printed_example_works_as_printed(mode: str, tmp_path: Path) -> No
     script = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "CFS_CSI_LOCAL_STATE": str(state)})  # fmt: skip
     try:
-        printed = _lines_until_started(script)
+        printed = read_until(script, "Stop with Ctrl-C", timeout=120)
         examples = [line.strip() for line in printed if line.startswith("  ")]
         assert len(examples) == 8, printed
         results = {}
@@ -96,7 +84,7 @@ def test_files_land_where_the_script_says(tmp_path: Path) -> None:
                               stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "CFS_CSI_LOCAL_STATE": str(state)})  # fmt: skip
     try:
-        printed = _lines_until_started(script)
+        printed = read_until(script, "Stop with Ctrl-C", timeout=120)
         examples = [line.strip() for line in printed if line.startswith("  ")]
         for line in examples[1:4]:  # create, publish, touch
             assert _run_printed(line).returncode == 0, line
