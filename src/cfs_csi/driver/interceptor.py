@@ -1,7 +1,15 @@
-"""One place for what every RPC needs: a log line with secrets removed and long values cut, and CSI error codes.
+"""One place for what every RPC needs: its log lines, with secrets removed and long values cut, and CSI error codes.
 
-Every string a caller sends is logged at most :data:`LOG_VALUE_LIMIT` characters long, with a marker giving
-its full length: a 1 MB name must not become a 1 MB log line (or two), whatever RPC it arrives in.
+At INFO a call that changes something logs one line saying what it decided (:func:`decision`): the volume or
+snapshot it was about, what it made, and its time split into the cloud's and the driver's own. Reads, probes and
+the node's per-pod calls log nothing at INFO. The whole request and response (every ``csi_secret`` field cleared)
+are logged at DEBUG only: printing them with protobuf's ``text_format`` cost the controller about 0.35 ms of CPU
+per CreateVolume, more than its own validation and the cloud client's signing together (issue 15). A failure is
+a WARNING whatever the method.
+
+Every string a caller sends is logged at most :data:`LOG_VALUE_LIMIT` characters long (the subject of a decision
+line, :data:`~cfs_csi.volume.names.QUOTE_LIMIT`), with a marker giving its full length: a 1 MB name must not
+become a 1 MB log line (or two), whatever RPC it arrives in.
 
 Servicers raise typed exceptions (:class:`~cfs_csi.driver.errors.CsiError`, ``InvalidArgument``,
 ``CloudError``, ``MountError``); :func:`intercept` turns them into gRPC statuses. Anything else is a bug: it
@@ -21,7 +29,7 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from cfs_csi.cloud.deadline import deadline_in
+from cfs_csi.cloud.deadline import Call, deadline_in
 from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.errors import CsiError, StatusCode, to_csi_error
 from cfs_csi.driver.grpcserve import Abort, CallContext, Method
@@ -36,9 +44,9 @@ LOG_VALUE_LIMIT = 256
 #: Longest error message sent back to the caller.
 MESSAGE_LIMIT = 2048
 
-#: Logged at debug level only: called every few seconds by liveness probes and sidecars, or by the kubelet for
-#: every pod that starts or stops (a node plugin's log line per call costs more than its work; issue 15). A
-#: failure is logged at warning level whatever the method.
+#: No decision line at INFO: called every few seconds by liveness probes and sidecars, or by the kubelet for
+#: every pod that starts or stops (a node plugin's log line per call costs more than its work; issue 15), or
+#: reads that change nothing. Their request and response are logged at DEBUG like every call's.
 _QUIET = frozenset(
     {
         "Probe",
@@ -50,8 +58,21 @@ _QUIET = frozenset(
         "NodeGetInfo",
         "NodePublishVolume",
         "NodeUnpublishVolume",
+        "ListVolumes",
+        "ListSnapshots",
+        "GetCapacity",
+        "ValidateVolumeCapabilities",
+        "ControllerGetVolume",
     }
 )
+
+#: Request fields naming what a call is about, the first one set wins (CreateVolume's ``name``, DeleteVolume's
+#: ``volume_id``, DeleteSnapshot's ``snapshot_id``).
+_SUBJECT_FIELDS = ("name", "volume_id", "snapshot_id")
+
+#: Characters a subject may show bare in a log line; anything else is shown quoted and escaped (``repr``), so a
+#: hostile id cannot start a new log line or hide in spaces.
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-:/")
 
 
 def redact(message: Message) -> Message:
@@ -114,19 +135,69 @@ def describe(message: Message) -> str:
     return text_format.MessageToString(copy, as_one_line=True)
 
 
+def shown(value: str) -> str:
+    """An untrusted value fit for a log line: cut (:func:`~cfs_csi.volume.names.cut`), bare when it is made only
+    of name characters, else quoted with everything but printable ASCII escaped."""
+    short = cut(value)
+    return short if short and all(char in _PLAIN for char in short) else ascii(short)
+
+
+def subject(request: Message) -> str:
+    """What a request is about (its name, volume id or snapshot id), fit for a log line; ``""`` if none."""
+    fields = request.DESCRIPTOR.fields_by_name
+    for name in _SUBJECT_FIELDS:
+        if name in fields:
+            value = getattr(request, name)
+            if value:
+                return shown(value)
+    return ""
+
+
+def outcome(response: Message) -> str:
+    """What a successful call made or found: the volume or snapshot and its size, or ``"done"``."""
+    fields = response.DESCRIPTOR.fields_by_name
+    if "volume" in fields and response.HasField("volume"):
+        volume = getattr(response, "volume")  # noqa: B009 - a field of some responses only
+        return f"volume {shown(volume.volume_id)}, {volume.capacity_bytes} bytes"
+    if "snapshot" in fields and response.HasField("snapshot"):
+        snapshot = getattr(response, "snapshot")  # noqa: B009
+        return f"snapshot {shown(snapshot.snapshot_id)}, {snapshot.size_bytes} bytes, ready {snapshot.ready_to_use}"
+    if "capacity_bytes" in fields:
+        return f"{getattr(response, 'capacity_bytes')} bytes"  # noqa: B009
+    return "done"
+
+
+def timing(seconds: float, call: Call) -> str:
+    """A call's time, and how much of it went to the cloud (what is left is the driver's own)."""
+    if not call.cloud_calls:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds * 1000:.1f} ms (cloud {call.cloud_seconds * 1000:.1f} ms in {call.cloud_calls} calls)"
+
+
+def decision(method: str, request: Message, response: Message, seconds: float, call: Call) -> str:
+    """The INFO line of a successful call that changes something (pure): what it was about, what came of it, and
+    its time. No request field but the subject is read, so no secret and no parameter can reach it."""
+    about = subject(request)
+    return f"{method}{' ' + about if about else ''}: {outcome(response)} in {timing(seconds, call)}"
+
+
 def intercept(method: str, inner: Method) -> Method:
     """``inner`` (a servicer's method named ``method``) with its calls logged and its errors turned into codes."""
-    level = logging.DEBUG if method in _QUIET else logging.INFO
+    decides = method not in _QUIET
 
     async def call(request: Any, context: CallContext) -> Any:
         started = time.monotonic()
+        record = Call()
         try:
-            if log.isEnabledFor(level):
-                log.log(level, "%s request: %s", method, describe(request))
-            with deadline_in(context.time_remaining()):
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s request: %s", method, describe(request))
+            with deadline_in(context.time_remaining()) as record:
                 response = await inner(request, context)
-            if log.isEnabledFor(level):
-                log.log(level, "%s done in %.3fs: %s", method, time.monotonic() - started, describe(response))
+            elapsed = time.monotonic() - started
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s done in %.1f ms: %s", method, elapsed * 1000, describe(response))
+            if decides and log.isEnabledFor(logging.INFO):
+                log.info("%s", decision(method, request, response, elapsed, record))
             return response
         except Abort:
             raise
@@ -137,10 +208,12 @@ def intercept(method: str, inner: Method) -> Method:
             if error is None:
                 log.exception("%s failed unexpectedly", method)
                 error = CsiError(StatusCode.INTERNAL, f"{method} failed unexpectedly; see the plugin's log")
+            about = subject(request)
             log.warning(
-                "%s failed after %.3fs: %s %s",
+                "%s failed after %s%s: %s %s",
                 method,
-                time.monotonic() - started,
+                timing(time.monotonic() - started, record),
+                f" on {about}" if about else "",
                 error.code.name,
                 cut(error.message, 4 * LOG_VALUE_LIMIT),
             )

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cfs_csi import __version__
+from cfs_csi.cloud.deadline import count_cloud
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 from cfs_csi.cloud.tencent.transport import HttpPool, TransportError, encode_request
 
@@ -128,11 +129,14 @@ class CfsApi:
         if debug:  # as the SDK logged it; logsetup redacts the Authorization and X-TC-Token values
             lines = "\n".join(f"{name}: {value}" for name, value in [("Host", self._endpoint), *headers])
             log.debug("SendRequest %s\n%s\n\n%s", action, lines, body.decode(errors="replace"))
+        started = time.monotonic()
         try:
             head, answer = await self._pool.exchange(encode_request(self._endpoint, headers, body), self._timeout)
         except TransportError as exc:
             log.debug("%s: no answer: %s", action, exc)
             raise ApiError(action, "ClientNetworkError", str(exc)) from None
+        finally:
+            count_cloud(time.monotonic() - started)
         if debug:
             log.debug("GetResponse %s: HTTP %d\n%s", action, head.status, answer[:4096].decode(errors="replace"))
         return read_answer(action, head.status, answer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
+from cfs_csi.cloud.deadline import count_cloud
 from cfs_csi.cloud.tencent.api import ApiError
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 
@@ -48,12 +50,15 @@ class SdkApi:
 
     async def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The SDK's generic call (signing, error envelope) with the answer as parsed JSON, no typed models."""
+        started = time.monotonic()
         try:
             answer = await self._client.call_and_deserialize(action, dict(params), dict)
         except TencentCloudSDKException as exc:
             raise ApiError(action, str(exc.get_code()), str(exc.get_message())) from None
         except httpx.HTTPError as exc:
             raise ApiError(action, "ClientNetworkError", type(exc).__name__) from None
+        finally:
+            count_cloud(time.monotonic() - started)  # the SDK's signing and models included: no finer split
         response = answer.get("Response") if isinstance(answer, dict) else None
         if not isinstance(response, dict):
             raise ApiError(action, "ServerNetworkError", "the answer has no Response object")
