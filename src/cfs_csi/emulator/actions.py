@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
-import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cfs_csi.emulator import errors, model
+from cfs_csi.emulator.capacity_actions import CapacityActions
 from cfs_csi.emulator.errors import ApiError
 from cfs_csi.emulator.faults import Faults
+from cfs_csi.emulator.fstree import remove_tree
 from cfs_csi.emulator.model import FileSystem, TokenVerdict
 from cfs_csi.emulator.store import Store, TokenRecord
 from cfs_csi.emulator.validate import CreateRequest, parse_create, parse_describe, parse_file_system_id
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Response = dict[str, object]
+Action = Callable[[Mapping[str, object]], Response]
 
 _SEQ = "seq"
 _MOUNT_IP = "mount_ip"
@@ -50,12 +51,13 @@ class Cloud:
         self._faults = faults
         self._clock = clock
         self._rng = rng
-        self._actions: dict[str, Callable[[Mapping[str, object]], Response]] = {
+        self._actions: dict[str, Action] = {
             "CreateCfsFileSystem": self.create_file_system,
             "DescribeCfsFileSystems": self.describe_file_systems,
             "DescribeMountTargets": self.describe_mount_targets,
             "DeleteCfsFileSystem": self.delete_file_system,
         }
+        self._actions.update(CapacityActions(self).actions())
 
     @property
     def actions(self) -> frozenset[str]:
@@ -67,6 +69,22 @@ class Cloud:
         if code is not None:
             raise ApiError(code, f"{action} failed with {code} (injected fault)")
         return self._actions[action](params)
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @property
+    def rng(self) -> random.Random:
+        return self._rng
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[float]:
+        """One transaction with the due transitions applied first; yields the clock's time."""
+        with self.store.transaction():
+            now = self._clock()
+            self._advance(now)
+            yield now
 
     # life cycle
 
@@ -105,22 +123,23 @@ class Cloud:
             for fs in self.store.in_states(model.AVAILABLE):
                 self._ensure_data(fs)
 
-    def _data_dir(self, fs: FileSystem) -> Path | None:
+    def data_dir(self, fs: FileSystem) -> Path | None:
+        """The file system's data directory, or None without an export root or before it is available."""
         root = self.settings.export_root
         if root is None or fs.ip is None or fs.fsid is None:
             return None
         return root.file_system_dir(fs.ip, fs.fsid)
 
     def _ensure_data(self, fs: FileSystem) -> None:
-        path = self._data_dir(fs)
+        path = self.data_dir(fs)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
 
     def _remove_data(self, fs: FileSystem) -> None:
-        path = self._data_dir(fs)
+        path = self.data_dir(fs)
         if path is None or not path.exists():
             return
-        if not _remove_tree(path, path.lstat().st_dev):
+        if not remove_tree(path, path.lstat().st_dev):
             log.warning("left parts of %s that are on another file system (mounted?)", path)
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # <root>/<ip>/ holds only this file system's directory
@@ -190,7 +209,7 @@ class Cloud:
         fs_id = parse_file_system_id(params)
         with self.store.transaction():
             self._advance(self._clock())
-            fs = self._existing(fs_id)
+            fs = self.existing(fs_id)
         targets = model.mount_targets(fs)
         return {"MountTargets": targets, "NumberOfMountTargets": len(targets)}
 
@@ -199,17 +218,18 @@ class Cloud:
         with self.store.transaction():
             now = self._clock()
             self._advance(now)
-            fs = self._existing(fs_id)
+            fs = self.existing(fs_id)
             if fs.state == model.CREATING:
                 raise ApiError(errors.INVALID_FS_STATUS, f"{fs_id} is still creating and cannot be deleted yet")
             if fs.state != model.DELETING:
                 self.store.update(replace(fs, state=model.DELETING, delete_at=now + self._faults.config.delete_delay))
                 # The file system is going away: a retried create with its token makes a new one.
                 self.store.forget_tokens(fs_id=fs_id)
+                self.store.quotas.delete(fs_id)
                 self._advance(now)
         return {}
 
-    def _existing(self, fs_id: str) -> FileSystem:
+    def existing(self, fs_id: str) -> FileSystem:
         fs = self.store.get(fs_id)
         if fs is None or not fs.visible:
             raise ApiError(errors.FILE_SYSTEM_NOT_FOUND, f"file system {fs_id} does not exist")
@@ -223,23 +243,3 @@ class Cloud:
             rows = self.store.all()
             deleted = self.store.count_deleted()
         return {"FileSystems": [model.admin_view(fs) for fs in rows], "TotalCount": len(rows), "DeletedCount": deleted}
-
-
-def _remove_tree(path: Path, device: int) -> bool:
-    """Remove ``path`` without following symlinks or crossing into another file system.
-
-    A data directory of the emulator may be the source of bind mounts, and something may be mounted inside
-    it; deleting a file system must never delete data outside it. Returns False if something was left.
-    """
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode):
-        path.unlink()
-        return True
-    if info.st_dev != device or os.path.ismount(path):
-        return False
-    complete = True
-    for child in list(path.iterdir()):
-        complete = _remove_tree(child, device) and complete
-    if complete:
-        path.rmdir()
-    return complete

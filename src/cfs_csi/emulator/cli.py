@@ -88,6 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-root", type=Path, default=None, help="data directories: <dir>/<mount ip>/<fsid>/")
     p.add_argument("--create-delay", type=_seconds, default=1.0, help="seconds a file system stays creating")
     p.add_argument("--delete-delay", type=_seconds, default=0.0, help="seconds a file system stays deleting")
+    p.add_argument("--quota-delay", type=_seconds, default=0.0, help="seconds a set quota stays inavailable")
+    p.add_argument("--snapshot-delay", type=_seconds, default=1.0, help="seconds a new snapshot stays creating")
     p.add_argument("--client-token-ttl", type=_seconds, default=7200.0, help="seconds a ClientToken is remembered")
     p.add_argument("--seed", type=int, default=None, help="seed the RNG of ids and faults (reproducible runs)")
     faults = p.add_argument_group("injected faults (also settable at run time: PUT /admin/faults)")
@@ -112,6 +114,8 @@ def fault_config(args: argparse.Namespace) -> FaultConfig:
     return FaultConfig(
         create_delay=args.create_delay,
         delete_delay=args.delete_delay,
+        quota_delay=args.quota_delay,
+        snapshot_delay=args.snapshot_delay,
         throttle_rate=args.throttle_rate,
         error_rate=args.error_rate,
         error_status=args.error_status,

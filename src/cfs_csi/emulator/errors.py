@@ -16,6 +16,7 @@ INTERNAL_ERROR = "InternalError"
 INVALID_ACTION = "InvalidAction"
 INVALID_PARAMETER = "InvalidParameter"
 INVALID_PARAMETER_VALUE = "InvalidParameterValue"
+LIMIT_EXCEEDED = "LimitExceeded"
 MISSING_PARAMETER = "MissingParameter"
 NO_SUCH_VERSION = "NoSuchVersion"
 REQUEST_LIMIT_EXCEEDED = "RequestLimitExceeded"
@@ -23,6 +24,7 @@ REQUEST_SIZE_LIMIT_EXCEEDED = "RequestSizeLimitExceeded"
 UNKNOWN_PARAMETER = "UnknownParameter"
 UNSUPPORTED_OPERATION = "UnsupportedOperation"
 UNSUPPORTED_REGION = "UnsupportedRegion"
+RESOURCE_NOT_FOUND = "ResourceNotFound"
 
 # CFS codes (errorcodes.py).
 CLIENT_TOKEN_IN_USE = "FailedOperation.ClientTokenInUse"
@@ -52,6 +54,26 @@ TAG_KEY_LIMIT_EXCEEDED = "InvalidParameterValue.TagKeyLimitExceeded"
 TAG_LIMIT_EXCEEDED = "ResourceInsufficient.TagLimitExceeded"
 TAG_VALUE_LIMIT_EXCEEDED = "InvalidParameterValue.TagValueLimitExceeded"
 ZONE_REGION_MISMATCH = "InvalidParameterValue.ZoneIdRegionNotMatch"
+PGROUP_NOT_FOUND = "ResourceNotFound.PgroupNotFound"
+# directory quotas
+CFS_PATH = "InvalidParameterValue.CfsPath"
+QUOTA_CAP_LIMIT = "InvalidParameterValue.QuotaCapLimitError"
+QUOTA_FILE_LIMIT = "InvalidParameterValue.QuotaFileLimitError"
+QUOTA_USER_ID = "InvalidParameterValue.QuotaUserIdError"
+QUOTA_USER_TYPE = "InvalidParameterValue.QuotaUserTypeError"
+QUOTA_DIR_NESTED = "InvalidParameterValue.ProjectQuotasDirNested"
+QUOTAS_EXCEEDED = "InvalidParameterValue.ProjectQuotasExceeded"
+# file system size limit
+INVALID_FS_SIZE_LIMIT = "InvalidParameterValue.InvalidFsSizeLimit"
+FS_SIZE_LIMIT_EXCEEDED = "InvalidParameterValue.FsSizeLimitExceeded"
+# snapshots
+SNAPSHOT_NOT_FOUND = "ResourceNotFound.SnapshotNotFound"
+INVALID_SNAPSHOT_NAME = "InvalidParameterValue.InvalidSnapshotName"
+SNAPSHOT_NAME_LIMIT_EXCEEDED = "InvalidParameterValue.SnapshotNameLimitExceeded"
+INVALID_SNAPSHOT_STATUS = "InvalidParameterValue.InvalidSnapshotStatus"
+SNAPSHOT_SIZE_LIMIT_EXCEEDED = "ResourceInsufficient.SnapshotSizeLimitExceeded"
+TAG_KEY_FILTER_LIMIT_EXCEEDED = "InvalidParameterValue.TagKeyFilterLimitExceeded"
+TAG_VALUE_FILTER_LIMIT_EXCEEDED = "InvalidParameterValue.TagValueFilterLimitExceeded"
 
 
 class ApiError(Exception):

@@ -34,6 +34,8 @@ class FaultConfig:
 
     create_delay: float = 1.0
     delete_delay: float = 0.0
+    quota_delay: float = 0.0
+    snapshot_delay: float = 1.0
     throttle_rate: float = 0.0
     error_rate: float = 0.0
     error_status: int = 502
@@ -56,7 +58,7 @@ class FaultConfig:
             raise ValueError("throttle_rate + error_rate + timeout_rate must not exceed 1")
         if self.create_failed_rate + self.stuck_rate > 1.0:
             raise ValueError("create_failed_rate + stuck_rate must not exceed 1")
-        for name in ("create_delay", "delete_delay", "latency_ms", "timeout_delay"):
+        for name in ("create_delay", "delete_delay", "quota_delay", "snapshot_delay", "latency_ms", "timeout_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if not 500 <= self.error_status <= 599:

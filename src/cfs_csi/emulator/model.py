@@ -75,6 +75,10 @@ class FileSystem:
     fsid: str | None = None
     delete_at: float | None = None
     deleted_at: float | None = None
+    size_limit_gib: int = 0
+    """``UpdateCfsFileSystemSizeLimit``'s limit in GiB; 0 is none."""
+    snapshot_id: str | None = None
+    """The snapshot this file system was restored from, if any."""
 
     @property
     def visible(self) -> bool:

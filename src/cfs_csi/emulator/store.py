@@ -18,6 +18,8 @@ from pathlib import Path
 
 from cfs_csi.emulator.faults import Outcome
 from cfs_csi.emulator.model import CREATING, DELETED, DELETING, FileSystem, Tag
+from cfs_csi.emulator.tables import SCHEMA as _TABLES_SCHEMA
+from cfs_csi.emulator.tables import PGroupTable, QuotaTable, SnapshotTable
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS file_systems (
@@ -41,7 +43,9 @@ CREATE TABLE IF NOT EXISTS file_systems (
     ip TEXT UNIQUE,
     fsid TEXT UNIQUE,
     delete_at REAL,
-    deleted_at REAL
+    deleted_at REAL,
+    size_limit_gib INTEGER NOT NULL DEFAULT 0,
+    snapshot_id TEXT
 );
 CREATE INDEX IF NOT EXISTS file_systems_state ON file_systems (state);
 CREATE INDEX IF NOT EXISTS file_systems_live ON file_systems (seq) WHERE state != '{DELETED}';
@@ -62,8 +66,10 @@ CREATE TABLE IF NOT EXISTS counters (
 _COLUMNS = (
     "id", "seq", "name", "zone", "net_interface", "vpc_id", "subnet_id", "pgroup_id", "storage_type", "protocol",
     "tags", "encrypted", "capacity_gib", "created_at", "ready_at", "outcome", "state", "ip", "fsid", "delete_at",
-    "deleted_at",
+    "deleted_at", "size_limit_gib", "snapshot_id",
 )  # fmt: skip
+#: Columns added after the first release, with their definitions, for state files written before them.
+_ADDED_COLUMNS = (("size_limit_gib", "INTEGER NOT NULL DEFAULT 0"), ("snapshot_id", "TEXT"))
 # SQL text is built from the constant column list only; values always go through placeholders.
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM file_systems"  # noqa: S608
 _MARKS = ", ".join("?" for _ in _COLUMNS)
@@ -95,7 +101,7 @@ def _to_row(fs: FileSystem) -> tuple[object, ...]:
     return (
         fs.id, fs.seq, fs.name, fs.zone, fs.net_interface, fs.vpc_id, fs.subnet_id, fs.pgroup_id, fs.storage_type,
         fs.protocol, tags, int(fs.encrypted), fs.capacity_gib, fs.created_at, fs.ready_at, fs.outcome.value,
-        fs.state, fs.ip, fs.fsid, fs.delete_at, fs.deleted_at,
+        fs.state, fs.ip, fs.fsid, fs.delete_at, fs.deleted_at, fs.size_limit_gib, fs.snapshot_id,
     )  # fmt: skip
 
 
@@ -122,11 +128,14 @@ def _from_row(row: sqlite3.Row) -> FileSystem:
         fsid=row["fsid"],
         delete_at=row["delete_at"],
         deleted_at=row["deleted_at"],
+        size_limit_gib=row["size_limit_gib"],
+        snapshot_id=row["snapshot_id"],
     )
 
 
 class Store:
-    """File systems, client tokens and counters. Use every method inside ``transaction()``."""
+    """File systems, client tokens and counters, and the ``quotas``, ``snapshots`` and ``pgroups`` tables. Use
+    every method inside ``transaction()``."""
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.RLock()
@@ -136,6 +145,14 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(_TABLES_SCHEMA)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(file_systems)")}
+            for column, definition in _ADDED_COLUMNS:
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE file_systems ADD COLUMN {column} {definition}")
+        self.quotas = QuotaTable(self._db)
+        self.snapshots = SnapshotTable(self._db)
+        self.pgroups = PGroupTable(self._db)
 
     def close(self) -> None:
         with self._lock:

@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cfs_csi.emulator import errors
+from cfs_csi.emulator import params as params_mod
 from cfs_csi.emulator.errors import ApiError
 from cfs_csi.emulator.model import FileSystem, Tag
 
 MAX_NAME_BYTES = 64
 MAX_CLIENT_TOKEN_CHARS = 64
-MAX_TAG_KEY_BYTES = 127
-MAX_TAG_VALUE_BYTES = 255
 MAX_TAGS = 50
 DEFAULT_LIMIT = 10
 """The SDK's model documents ``Limit`` as "default 10"."""
@@ -103,66 +102,11 @@ class DescribeRequest:
         return set(self.tags) <= set(fs.tags)
 
 
-def _check_names(params: Mapping[str, object], allowed: frozenset[str], refused: frozenset[str] = frozenset()) -> None:
-    for name in sorted(params):
-        if name in refused:
-            raise ApiError(errors.UNSUPPORTED_OPERATION, f"the emulator does not model the parameter `{name}`")
-        if name not in allowed:
-            raise ApiError(errors.UNKNOWN_PARAMETER, f"the parameter `{name}` is not recognized")
-
-
-def _string(params: Mapping[str, object], name: str) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(errors.INVALID_PARAMETER, f"`{name}` must be a string")
-    return value
-
-
-def _required(params: Mapping[str, object], name: str) -> str:
-    value = _string(params, name)
-    if value is None:
-        raise ApiError(errors.MISSING_PARAMETER, f"the request is missing the required parameter `{name}`")
-    return value
-
-
-def _integer(params: Mapping[str, object], name: str) -> int | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(errors.INVALID_PARAMETER, f"`{name}` must be an integer")
-    return value
-
-
-def _tag_list(value: object, name: str) -> tuple[Tag, ...]:
-    if not isinstance(value, list):
-        raise ApiError(errors.INVALID_PARAMETER, f"`{name}` must be a list of {{TagKey, TagValue}}")
-    tags: list[Tag] = []
-    for item in value:
-        if not isinstance(item, dict) or set(item) - {"TagKey", "TagValue"}:
-            raise ApiError(errors.INVALID_PARAMETER, f"each entry of `{name}` must be {{TagKey, TagValue}}")
-        key, val = item.get("TagKey"), item.get("TagValue")
-        if not isinstance(key, str) or not key.strip():
-            raise ApiError(errors.INVALID_TAG_KEY, "a tag key must be a non-empty string")
-        if not isinstance(val, str) or not val.strip():
-            raise ApiError(errors.INVALID_TAG_VALUE, f"the value of tag {key!r} must be a non-empty string")
-        if len(key.encode()) > MAX_TAG_KEY_BYTES:
-            raise ApiError(errors.TAG_KEY_LIMIT_EXCEEDED, f"tag key {key[:32]!r}... is too long")
-        if len(val.encode()) > MAX_TAG_VALUE_BYTES:
-            raise ApiError(errors.TAG_VALUE_LIMIT_EXCEEDED, f"the value of tag {key!r} is too long")
-        if any(t.key == key for t in tags):
-            raise ApiError(errors.DUPLICATED_TAG_KEY, f"tag key {key!r} is given twice")
-        tags.append(Tag(key, val))
-    return tuple(tags)
-
-
 def parse_create(params: Mapping[str, object], region: str) -> CreateRequest:
-    _check_names(params, _CREATE_EMULATED, _CREATE_NOT_EMULATED)
-    zone = _required(params, "Zone")
-    net_interface = _required(params, "NetInterface")
-    pgroup_id = _required(params, "PGroupId")
+    params_mod.check_names(params, _CREATE_EMULATED, _CREATE_NOT_EMULATED)
+    zone = params_mod.required(params, "Zone")
+    net_interface = params_mod.required(params, "NetInterface")
+    pgroup_id = params_mod.required(params, "PGroupId")
 
     if not zone:
         raise ApiError(errors.MISSING_ZONE, "`Zone` must name an availability zone, e.g. ap-guangzhou-3")
@@ -180,15 +124,15 @@ def parse_create(params: Mapping[str, object], region: str) -> CreateRequest:
     if pgroup_id != BASIC_PGROUP and not _PGROUP.match(pgroup_id):
         raise ApiError(errors.INVALID_PGROUP_ID, f"{pgroup_id!r} is not a permission group id (pgroup-xxxxxxxx)")
 
-    protocol = _string(params, "Protocol") or "NFS"
+    protocol = params_mod.string(params, "Protocol") or "NFS"
     if protocol != "NFS":
         raise ApiError(errors.INVALID_PROTOCOL, f"Protocol {protocol!r}: the emulator models NFS only")
-    storage_type = _string(params, "StorageType") or "SD"
+    storage_type = params_mod.string(params, "StorageType") or "SD"
     if storage_type not in STORAGE_TYPES:
         raise ApiError(errors.INVALID_STORAGE_TYPE, f"StorageType {storage_type!r} is not one of {STORAGE_TYPES}")
 
-    vpc_id = _string(params, "VpcId") or ""
-    subnet_id = _string(params, "SubnetId") or ""
+    vpc_id = params_mod.string(params, "VpcId") or ""
+    subnet_id = params_mod.string(params, "SubnetId") or ""
     if not vpc_id or not subnet_id:
         raise ApiError(errors.MISSING_VPC_PARAMETER, "VpcId and SubnetId are required for a VPC file system")
     if not _VPC.match(vpc_id):
@@ -196,11 +140,11 @@ def parse_create(params: Mapping[str, object], region: str) -> CreateRequest:
     if not _SUBNET.match(subnet_id):
         raise ApiError(errors.INVALID_SUBNET_ID, f"{subnet_id!r} is not a subnet id (subnet-xxxxxxxx)")
 
-    name = _string(params, "FsName") or ""
+    name = params_mod.string(params, "FsName") or ""
     if len(name.encode()) > MAX_NAME_BYTES:
         raise ApiError(errors.FS_NAME_LIMIT_EXCEEDED, f"FsName is {len(name.encode())} bytes; at most 64 are allowed")
 
-    token = _string(params, "ClientToken") or None
+    token = params_mod.string(params, "ClientToken") or None
     if token is not None:
         if len(token) > MAX_CLIENT_TOKEN_CHARS:
             raise ApiError(errors.CLIENT_TOKEN_LIMIT_EXCEEDED, "ClientToken is longer than 64 characters")
@@ -208,14 +152,14 @@ def parse_create(params: Mapping[str, object], region: str) -> CreateRequest:
             raise ApiError(errors.INVALID_CLIENT_TOKEN, "ClientToken must be printable ASCII without spaces")
 
     raw_tags = params.get("ResourceTags")
-    tags = _tag_list(raw_tags, "ResourceTags") if raw_tags is not None else ()
+    tags = params_mod.tag_list(raw_tags, "ResourceTags") if raw_tags is not None else ()
     if len(tags) > MAX_TAGS:
         raise ApiError(errors.TAG_LIMIT_EXCEEDED, f"at most {MAX_TAGS} tags per file system")
 
     encrypted = params.get("Encrypted", False)
     if not isinstance(encrypted, bool):
         raise ApiError(errors.INVALID_ENCRYPTED, "Encrypted must be true or false")
-    capacity = _integer(params, "Capacity")
+    capacity = params_mod.integer(params, "Capacity")
     if capacity is not None and capacity <= 0:
         raise ApiError(errors.INVALID_TURBO_CAPACITY, "Capacity must be a positive number of GiB")
 
@@ -236,9 +180,9 @@ def parse_create(params: Mapping[str, object], region: str) -> CreateRequest:
 
 
 def parse_describe(params: Mapping[str, object]) -> DescribeRequest:
-    _check_names(params, _DESCRIBE_PARAMS)
-    offset = _integer(params, "Offset")
-    limit = _integer(params, "Limit")
+    params_mod.check_names(params, _DESCRIBE_PARAMS)
+    offset = params_mod.integer(params, "Offset")
+    limit = params_mod.integer(params, "Limit")
     if offset is not None and offset < 0:
         raise ApiError(errors.INVALID_PARAMETER_VALUE, "Offset must not be negative")
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
@@ -259,12 +203,12 @@ def parse_describe(params: Mapping[str, object]) -> DescribeRequest:
             filters.append((str(name), frozenset(values)))
     raw_tags = params.get("Tags")
     return DescribeRequest(
-        file_system_id=_string(params, "FileSystemId") or None,
-        vpc_id=_string(params, "VpcId") or None,
-        subnet_id=_string(params, "SubnetId") or None,
-        creation_token=_string(params, "CreationToken") or None,
+        file_system_id=params_mod.string(params, "FileSystemId") or None,
+        vpc_id=params_mod.string(params, "VpcId") or None,
+        subnet_id=params_mod.string(params, "SubnetId") or None,
+        creation_token=params_mod.string(params, "CreationToken") or None,
         filters=tuple(filters),
-        tags=_tag_list(raw_tags, "Tags") if raw_tags is not None else (),
+        tags=params_mod.tag_list(raw_tags, "Tags") if raw_tags is not None else (),
         offset=offset if offset is not None else 0,
         limit=limit if limit is not None else DEFAULT_LIMIT,
     )
@@ -272,8 +216,8 @@ def parse_describe(params: Mapping[str, object]) -> DescribeRequest:
 
 def parse_file_system_id(params: Mapping[str, object]) -> str:
     """The one parameter of ``DescribeMountTargets`` and ``DeleteCfsFileSystem``."""
-    _check_names(params, _ID_PARAMS)
-    fs_id = _required(params, "FileSystemId")
+    params_mod.check_names(params, _ID_PARAMS)
+    fs_id = params_mod.required(params, "FileSystemId")
     if not fs_id:
         raise ApiError(errors.MISSING_FILE_SYSTEM_ID, "FileSystemId must not be empty")
     return fs_id
