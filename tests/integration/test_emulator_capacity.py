@@ -77,3 +77,20 @@ def test_directory_quota_through_the_sdk(cloud: Running) -> None:
     assert quotas(client, fs_id) == []
     request.FileSystemId = "cfs-zzzzzzzz"
     assert code_of(lambda: client.DeleteUserQuota(request)) == "ResourceNotFound.FileSystemNotFound"
+
+
+def test_size_limit_through_the_sdk(cloud: Running) -> None:
+    client = cloud.client()
+    fs_id, _ = available(cloud, client, "pvc-limit")
+    request = models.UpdateCfsFileSystemSizeLimitRequest()
+    request.FileSystemId, request.FsLimit = fs_id, 200
+    client.UpdateCfsFileSystemSizeLimit(request)
+    describe = models.DescribeCfsFileSystemsRequest()
+    describe.FileSystemId = fs_id
+    [info] = client.DescribeCfsFileSystems(describe).FileSystems
+    assert (info.SizeLimit, info.Capacity) == (200, 200)
+    request.FsLimit = -5
+    assert code_of(lambda: client.UpdateCfsFileSystemSizeLimit(request)) == "InvalidParameterValue.InvalidFsSizeLimit"
+    turbo_id, _ = available(cloud, client, "pvc-turbo", StorageType="TP", Capacity=20480)
+    request.FileSystemId, request.FsLimit = turbo_id, 30000
+    assert code_of(lambda: client.UpdateCfsFileSystemSizeLimit(request)) == "UnsupportedOperation"

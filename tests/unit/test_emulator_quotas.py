@@ -239,3 +239,42 @@ def test_usage_is_bounded_and_stays_on_one_file_system(tmp_path: Path) -> None:
         os.close(fd)
     with pytest.raises(NotADirectoryError):
         os.close(open_below(tmp_path, ("d", "f1")))
+
+
+# -- UpdateCfsFileSystemSizeLimit ---------------------------------------------------------------------------
+
+SIZE_LIMIT_ERRORS = [
+    ("missing FsLimit", {}, "MissingParameter"),
+    ("FsLimit as a string", {"FsLimit": "100"}, "InvalidParameter"),
+    ("negative", {"FsLimit": -1}, "InvalidParameterValue.InvalidFsSizeLimit"),
+    ("above 1073741824", {"FsLimit": 1_073_741_825}, "InvalidParameterValue.FsSizeLimitExceeded"),
+    ("unknown parameter", {"FsLimit": 1, "Unit": "GB"}, "UnknownParameter"),
+]
+
+
+@pytest.mark.parametrize(("case", "extra", "code"), SIZE_LIMIT_ERRORS, ids=[c[0] for c in SIZE_LIMIT_ERRORS])
+def test_size_limit_errors(world: World, case: str, extra: dict[str, object], code: str) -> None:
+    call = {"FileSystemId": "cfs-abcdefgh", **extra}
+    assert error_code(lambda: world.cloud.call("UpdateCfsFileSystemSizeLimit", call)) == code
+
+
+def test_size_limit_on_sd_only_and_shown_in_describe(world: World, clock: FakeClock) -> None:
+    fs_id, _ = available_fs(world, clock)
+    hp = str(world.create(StorageType="HP")["FileSystemId"])
+    clock.advance(CREATE_DELAY)
+    assert (world.info(fs_id)["SizeLimit"], world.info(fs_id)["Capacity"]) == (0, 163840)
+    for limit, shown in ((100, 100), (1_073_741_824, 1_073_741_824), (0, 0)):
+        assert world.cloud.call("UpdateCfsFileSystemSizeLimit", {"FileSystemId": fs_id, "FsLimit": limit}) == {}
+        info = world.info(fs_id)
+        assert (info["SizeLimit"], info["Capacity"]) == (shown, shown or 163840)
+    call = {"FileSystemId": hp, "FsLimit": 100}
+    assert error_code(lambda: world.cloud.call("UpdateCfsFileSystemSizeLimit", call)) == "UnsupportedOperation"
+    creating = str(world.create()["FileSystemId"])
+    call = {"FileSystemId": creating, "FsLimit": 100}
+    assert error_code(lambda: world.cloud.call("UpdateCfsFileSystemSizeLimit", call)) == (
+        "InvalidParameterValue.InvalidFsStatus"
+    )
+    call = {"FileSystemId": "cfs-nothere0", "FsLimit": 100}
+    assert error_code(lambda: world.cloud.call("UpdateCfsFileSystemSizeLimit", call)) == (
+        "ResourceNotFound.FileSystemNotFound"
+    )

@@ -10,6 +10,7 @@ shown but not enforced on the local directory: a write beyond them succeeds (the
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from cfs_csi.emulator.errors import ApiError
 from cfs_csi.emulator.fstree import Usage, open_below, usage
 from cfs_csi.emulator.model import FileSystem
 from cfs_csi.emulator.quotas import Quota
+from cfs_csi.emulator.validate import SIZE_LIMIT_TYPES, parse_size_limit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,7 +58,22 @@ class CapacityActions:
             "SetUserQuota": self.set_user_quota,
             "DeleteUserQuota": self.delete_user_quota,
             "DescribeUserQuota": self.describe_user_quota,
+            "UpdateCfsFileSystemSizeLimit": self.update_size_limit,
         }
+
+    def update_size_limit(self, params: Mapping[str, object]) -> Response:
+        """Record the limit: ``DescribeCfsFileSystems`` then shows it as ``SizeLimit`` and ``Capacity`` (GiB).
+        A limit below what the file system holds is accepted (the documentation is silent; writes would fail)."""
+        fs_id, limit = parse_size_limit(params)
+        cloud = self._cloud
+        with cloud.session():
+            fs = cloud.existing(fs_id)
+            if fs.storage_type not in SIZE_LIMIT_TYPES:
+                message = f"{fs_id} is {fs.storage_type}: only {', '.join(SIZE_LIMIT_TYPES)} file systems take a limit"
+                raise ApiError(errors.UNSUPPORTED_OPERATION, message)
+            _require_available(fs)
+            cloud.store.update(replace(fs, size_limit_gib=limit))
+        return {}
 
     def set_user_quota(self, params: Mapping[str, object]) -> Response:
         """Set or change a directory quota. Setting the same limits again changes nothing (idempotent)."""

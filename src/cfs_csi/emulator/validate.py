@@ -221,3 +221,24 @@ def parse_file_system_id(params: Mapping[str, object]) -> str:
     if not fs_id:
         raise ApiError(errors.MISSING_FILE_SYSTEM_ID, "FileSystemId must not be empty")
     return fs_id
+
+
+MAX_FS_LIMIT_GIB = 1_073_741_824
+"""``UpdateCfsFileSystemSizeLimit``'s documented range is 0 (no limit) to this many GiB."""
+SIZE_LIMIT_TYPES = ("SD",)
+"""Storage types that take a size limit: the documentation says general standard (SD) only."""
+_SIZE_LIMIT_PARAMS = frozenset({"FsLimit", "FileSystemId"})
+
+
+def parse_size_limit(params: Mapping[str, object]) -> tuple[str, int]:
+    """``(file system id, limit in GiB)`` of ``UpdateCfsFileSystemSizeLimit``; 0 removes the limit."""
+    params_mod.check_names(params, _SIZE_LIMIT_PARAMS)
+    fs_id = params_mod.file_system_id(params)
+    limit = params_mod.integer(params, "FsLimit")
+    if limit is None:
+        raise ApiError(errors.MISSING_PARAMETER, "the request is missing the required parameter `FsLimit`")
+    if limit < 0:
+        raise ApiError(errors.INVALID_FS_SIZE_LIMIT, "FsLimit must not be negative (0 means no limit)")
+    if limit > MAX_FS_LIMIT_GIB:
+        raise ApiError(errors.FS_SIZE_LIMIT_EXCEEDED, f"FsLimit is at most {MAX_FS_LIMIT_GIB} GiB")
+    return fs_id, limit
