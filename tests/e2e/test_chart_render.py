@@ -38,17 +38,22 @@ ATTACHER = {
 CRD_V1BETA1 = ("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition", "tcfs.tcfsoperator.k8s.io")
 CRD_V1 = ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "tcfs.tcfsoperator.k8s.io")
 DRIVER = "com.tencent.cloud.csi.cfs"
+SIDECAR_RBAC = {
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "cfs-csi-controller-sidecars"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "cfs-csi-controller-sidecars"),
+}
 
 # Kubernetes release -> (objects beyond COMMON, csi-provisioner image tag, CSIDriver spec or None)
 RELEASES: dict[str, tuple[set[tuple[str, str, str]], str, dict[str, Any] | None]] = {
     "1.13.0": (ATTACHER | {CRD_V1BETA1}, "v1.6.0", None),
     "1.16.0": (
-        {CRD_V1, ("storage.k8s.io/v1beta1", "CSIDriver", DRIVER)},
+        {CRD_V1, ("storage.k8s.io/v1beta1", "CSIDriver", DRIVER)} | SIDECAR_RBAC,
         "v1.6.0",
         {"attachRequired": False, "podInfoOnMount": False, "volumeLifecycleModes": ["Persistent"]},
     ),
-    "1.20.0": ({CRD_V1, ("storage.k8s.io/v1", "CSIDriver", DRIVER)}, "v6.4.0", None),  # None: the seed's spec
-    CURRENT: ({CRD_V1, ("storage.k8s.io/v1", "CSIDriver", DRIVER)}, "v6.4.0", None),
+    # None: the seed's spec
+    "1.20.0": ({CRD_V1, ("storage.k8s.io/v1", "CSIDriver", DRIVER)} | SIDECAR_RBAC, "v6.4.0", None),
+    CURRENT: ({CRD_V1, ("storage.k8s.io/v1", "CSIDriver", DRIVER)} | SIDECAR_RBAC, "v6.4.0", None),
 }
 
 
@@ -119,17 +124,60 @@ def test_manifests_are_the_default_render(helm: Path) -> None:
 
 
 def test_examples_are_the_seeds_objects(helm: Path) -> None:
-    kinds = {"StorageClass", "PersistentVolumeClaim"}
+    kinds = {"StorageClass", "PersistentVolumeClaim", "VolumeSnapshotClass"}
     rendered = [o for o in render(helm, examples__enabled="true") if o["kind"] in kinds]
     files = ["storageclass-cfs-normal", "storageclass-cfs-share", "pvc-cfs-normal", "pvc-cfs-share-1"]
     assert rendered == [yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text()) for name in files]
     assert not [o for o in render(helm) if o["kind"] in kinds]
+    with_snapshots = render(helm, examples__enabled="true", controller__snapshotter="true")
+    [snapshot_class] = [o for o in with_snapshots if o["kind"] == "VolumeSnapshotClass"]
+    assert snapshot_class == yaml.safe_load((EXAMPLES / "volumesnapshotclass-cfs.yaml").read_text())
+    assert all(o["allowVolumeExpansion"] is True for o in rendered if o["kind"] == "StorageClass")
+
+
+@pytest.mark.parametrize(
+    ("release", "resizer", "snapshotter"),
+    [
+        ("1.13.0", None, None),  # no CSI expansion, no snapshots: neither sidecar
+        ("1.16.0", "v2.2.1", None),
+        ("1.20.0", "v2.2.1", "v6.3.1"),
+        (CURRENT, "v2.2.1", "v8.7.0"),
+    ],
+)
+def test_resizer_and_snapshotter_sidecars_follow_the_release(
+    helm: Path, release: str, resizer: str | None, snapshotter: str | None
+) -> None:
+    objects = render(helm, release, controller__snapshotter="true")
+    controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    images = {c["name"]: c["image"].rsplit(":", 1)[1] for c in pod(controller)["containers"]}
+    assert images.get("csi-resizer") == resizer
+    assert images.get("csi-snapshotter") == snapshotter
+    roles = [o for o in objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "cfs-csi-controller-sidecars"]
+    groups = {group for role in roles for rule in role["rules"] for group in rule["apiGroups"]}
+    assert ("snapshot.storage.k8s.io" in groups) is (snapshotter is not None)
+    assert bool(roles) is (resizer is not None or snapshotter is not None)
+    for name in ("csi-resizer", "csi-snapshotter"):
+        if name in images:
+            args = container(controller, name)["args"]
+            assert args == ["--csi-address=/csi/csi.sock", "--timeout=120s", "--v=2"]
+
+
+def test_sidecars_can_be_left_out_and_elect_a_leader_with_more_replicas(helm: Path) -> None:
+    objects = render(helm, controller__resizer="false")
+    names = [c["name"] for c in pod(one(objects, "Deployment", "csi-provisioner-cfsplugin"))["containers"]]
+    assert names == ["csi-provisioner", "csi-cfs", "tcfs-operator"]
+    assert not [o for o in objects if o["metadata"]["name"] == "cfs-csi-controller-sidecars"]
+    objects = render(helm, controller__snapshotter="true", controller__replicas="2")
+    controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    for name in ("csi-resizer", "csi-snapshotter"):
+        assert container(controller, name)["args"][-2:] == [
+            "--leader-election", "--leader-election-namespace=$(POD_NAMESPACE)"]  # fmt: skip
 
 
 def test_controller_pod(helm: Path) -> None:
     controller = one(render(helm), "Deployment", "csi-provisioner-cfsplugin")
     spec = pod(controller)
-    assert [c["name"] for c in spec["containers"]] == ["csi-provisioner", "csi-cfs", "tcfs-operator"]
+    assert [c["name"] for c in spec["containers"]] == ["csi-provisioner", "csi-resizer", "csi-cfs", "tcfs-operator"]
     assert spec["serviceAccountName"] == "cfs-csi-controller"
     assert spec["securityContext"]["runAsNonRoot"] is True
     for c in spec["containers"]:

@@ -76,10 +76,18 @@ def test_the_chart_provisioner_image_is_the_entry_for_the_newest_clusters(values
     assert images.chart_provisioner_image(values) == expected
 
 
-def test_the_repo_chart_names_the_provisioner_tool_version() -> None:
+@pytest.mark.parametrize("sidecar", sorted(images.SIDECAR_TOOLS))
+def test_the_repo_chart_names_each_sidecar_tool_version(sidecar: str) -> None:
     """The image built from the cached binary carries the chart's name, so that name must be the built version."""
-    name = images.chart_provisioner_image((REPO / "deploy/helm/cfs-csi/values.yaml").read_text())
-    assert name.endswith(":" + images.TOOLS["csi-provisioner"].version)
+    name = images.chart_sidecar_image((REPO / "deploy/helm/cfs-csi/values.yaml").read_text(), sidecar)
+    tool = images.TOOLS[images.SIDECAR_TOOLS[sidecar]]
+    assert name.rsplit("/", 1)[1] == f"{tool.name}:{tool.version}"
+
+
+@pytest.mark.parametrize(("static", "first"), [(True, "FROM scratch"), (False, "FROM base:1")])
+def test_a_sidecar_image_is_its_binary_alone_unless_it_needs_a_libc(static: bool, first: str) -> None:
+    lines = images.sidecar_containerfile(static, "base:1", "csi-snapshotter").splitlines()
+    assert lines == [first, "COPY csi-snapshotter /csi-snapshotter", 'ENTRYPOINT ["/csi-snapshotter"]']
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ def add_dev_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentPars
     actions = p.add_subparsers(dest="action", required=True)
     tools = actions.add_parser("tools", help="build (once) and cache the Go programs; print their directory")
     tools.add_argument("names", nargs="*", help="tools to build (default: all)")
-    image = actions.add_parser("image", help="build (once) our image and csi-provisioner's; print their archives")
-    image.add_argument("--no-provisioner", action="store_true", help="only the cfs-csi image")
+    image = actions.add_parser("image", help="build (once) our image and the sidecars'; print their archives")
+    image.add_argument("--no-provisioner", action="store_true", help="only the cfs-csi image, no sidecar")
     up = actions.add_parser("up", help="start etcd, kube-apiserver and kube-controller-manager; Ctrl-C stops")
     up.add_argument("--dir", type=Path, default=None, help="working directory (default: a new temporary one)")
     up.add_argument("--with-node", action="store_true",
@@ -139,7 +139,7 @@ def _image(args: argparse.Namespace) -> int:
     try:
         built = [images.ensure_image()]
         if not args.no_provisioner:
-            built.append(images.ensure_provisioner_image())
+            built += [images.ensure_sidecar_image(name) for name in images.SIDECAR_TOOLS]
     except images.ImageError as exc:
         print(f"image build failed: {exc}")
         return 1

@@ -213,9 +213,9 @@ def is_static_elf(header: bytes) -> bool:
     return all(struct.unpack_from(order + "I", header, phoff + i * phentsize)[0] != pt_interp for i in range(phnum))
 
 
-def chart_provisioner_image(values: str) -> str:
-    """The csi-provisioner image the chart uses on current clusters: the entry with the highest minKube."""
-    entries = yaml.safe_load(values)["sidecars"]["provisioner"]
+def chart_sidecar_image(values: str, sidecar: str) -> str:
+    """The image of ``sidecars.<sidecar>`` the chart uses on current clusters: the entry with the highest minKube."""
+    entries = yaml.safe_load(values)["sidecars"][sidecar]
 
     def min_kube(entry: dict[str, str]) -> tuple[int, ...]:
         return tuple(int(part) for part in str(entry["minKube"]).split("."))
@@ -223,13 +223,17 @@ def chart_provisioner_image(values: str) -> str:
     return str(max(entries, key=min_kube)["image"])
 
 
-def provisioner_containerfile(static: bool, base: str) -> str:
+def chart_provisioner_image(values: str) -> str:
+    return chart_sidecar_image(values, "provisioner")
+
+
+#: Chart sidecars (values key) that the dev node runs from a cached tool of the same name.
+SIDECAR_TOOLS = {"provisioner": "csi-provisioner", "snapshotter": "csi-snapshotter"}
+
+
+def sidecar_containerfile(static: bool, base: str, binary: str) -> str:
     """A static Go binary needs nothing around it; a dynamic one gets the same Debian base as our image."""
-    return (
-        f"FROM {'scratch' if static else base}\n"
-        "COPY csi-provisioner /csi-provisioner\n"
-        'ENTRYPOINT ["/csi-provisioner"]\n'
-    )
+    return f'FROM {"scratch" if static else base}\nCOPY {binary} /{binary}\nENTRYPOINT ["/{binary}"]\n'
 
 
 # --- I/O --------------------------------------------------------------------------------------------------
@@ -423,29 +427,35 @@ def ensure_image(repo: Path = REPO) -> Image:
 
 def ensure_provisioner_image(values: Path | None = None) -> Image:
     """csi-provisioner from the cached Go binary, under the name the chart asks for, so nothing is pulled."""
+    return ensure_sidecar_image("provisioner", values)
+
+
+def ensure_sidecar_image(sidecar: str, values: Path | None = None) -> Image:
+    """A chart sidecar (:data:`SIDECAR_TOOLS`) from its cached Go binary, under the name the chart asks for."""
     started = time.monotonic()
-    binary = installed("csi-provisioner")
+    tool = SIDECAR_TOOLS[sidecar]
+    binary = installed(tool)
     if binary is None:
-        raise ImageError(f"csi-provisioner is not built yet (cfs-csi dev-cluster tools csi-provisioner; {bin_dir()})")
+        raise ImageError(f"{tool} is not built yet (cfs-csi dev-cluster tools {tool}; {bin_dir()})")
     values = values or REPO / "deploy" / "helm" / "cfs-csi" / "values.yaml"
-    name = chart_provisioner_image(values.read_text())
+    name = chart_sidecar_image(values.read_text(), sidecar)
     with binary.open("rb") as f:
         static = is_static_elf(f.read(1 << 16))
     with _locked():
         engine = Engine()
         base_name = "scratch" if static else _ensure_base(engine).name
-        containerfile = provisioner_containerfile(static, base_name)
-        key = content_key(binary.parent, [binary], f"{containerfile}\0{name}\0{TOOLS['csi-provisioner'].stamp}")
-        archive = images_dir() / f"csi-provisioner-{key}.tar"
+        containerfile = sidecar_containerfile(static, base_name, tool)
+        key = content_key(binary.parent, [binary], f"{containerfile}\0{name}\0{TOOLS[tool].stamp}")
+        archive = images_dir() / f"{tool}-{key}.tar"
         if archive.is_file():
             return _restore(engine, name, archive, started)
         log.warning("building %s from %s (%s)", name, binary, "static" if static else "dynamic")
         with tempfile.TemporaryDirectory(dir=images_dir()) as work:
             context = Path(work)
-            shutil.copy2(binary, context / "csi-provisioner")
+            shutil.copy2(binary, context / tool)
             (context / "Containerfile").write_text(containerfile)
             engine.build(context, name, {}, file=context / "Containerfile")
         _saved(engine, name, archive)
-        _prune_archives("csi-provisioner", archive)
+        _prune_archives(tool, archive)
         engine.remove_other_tags(name.rsplit(":", 1)[0], name)
         return Image(name, archive, engine.size(name), time.monotonic() - started, built=True)

@@ -1,11 +1,13 @@
 """The whole product on the dev cluster, wired exactly as the chart wires it (``dev-cluster up --product``).
 
-Nothing is started by hand: our image and csi-provisioner's are built (cached) and imported into the real node's
-containerd, and the chart is installed with helm in its "try it without a Tencent Cloud account" mode. So the
-controller pod (csi-provisioner, our controller, the operator and the CFS emulator), the node DaemonSet and the
-service accounts of the operator's Deployments are what a cluster would run, restarted by the kubelet as a
-cluster would restart them. The dev node has no pod network for the API server's Service and no kube-proxy, so
-the chart's pods use the host network and reach the API server on its loopback address (values below).
+Nothing is started by hand: our image and those of csi-provisioner and csi-snapshotter are built (cached) and
+imported into the real node's containerd, the VolumeSnapshot CRDs and the snapshot controller are added to the
+control plane (:mod:`cfs_csi.devcluster.snapshots`), and the chart is installed with helm in its "try it without
+a Tencent Cloud account" mode. So the controller pod (csi-provisioner, csi-snapshotter, our controller, the
+operator and the CFS emulator), the node DaemonSet and the service accounts of the operator's Deployments are
+what a cluster would run, restarted by the kubelet as a cluster would restart them. The dev node has no pod
+network for the API server's Service and no kube-proxy, so the chart's pods use the host network and reach the
+API server on its loopback address (values below). csi-resizer is left out: its module is not served here.
 
 The values and the usage text are pure; :func:`install` and :func:`uninstall` do the I/O. The e2e tests install
 the product through the same functions.
@@ -26,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from cfs_csi.devcluster import helm as chart
-from cfs_csi.devcluster import images
+from cfs_csi.devcluster import images, snapshots, tools
 from cfs_csi.devcluster.cluster import ControlPlane, free_port
 from cfs_csi.devcluster.node import Node
 
@@ -53,6 +55,9 @@ def chart_values(image: str, server: str, emulator_port: int, health_port: int) 
         "controller.hostNetwork": "true", "controller.livenessProbe": "false",
         "apiServer.host": api.hostname, "apiServer.port": str(api.port),
         "node.healthPort": str(health_port),
+        # csi-resizer is not served by the Go module proxy here, so no image of it exists on the node;
+        # csi-snapshotter is built from its module like csi-provisioner.
+        "controller.resizer": "false", "controller.snapshotter": "false",
     }  # fmt: skip
 
 
@@ -135,11 +140,13 @@ def install(plane: ControlPlane, node: Node, helm: Path, extra: Mapping[str, str
     if reasons:
         raise ProductUnavailable("images cannot be built on this machine: " + "; ".join(reasons))
     try:
-        ours, provisioner = images.ensure_image(), images.ensure_provisioner_image()
+        built = [images.ensure_image(), *(images.ensure_sidecar_image(name) for name in images.SIDECAR_TOOLS)]
     except images.ImageError as exc:
         raise ProductUnavailable(f"the images could not be built: {exc}") from None
-    for image in (ours, provisioner):
+    for image in built:
         node.import_image(image.archive)
+    ours = built[0]
+    ensure_snapshots(plane)
     port = free_port()
     values = {**chart_values(ours.name, plane.server, port, free_port()), **(extra or {})}
     started = time.monotonic()
@@ -155,6 +162,14 @@ def install(plane: ControlPlane, node: Node, helm: Path, extra: Mapping[str, str
         raise
     exports = node.layout.var_lib / EMULATOR_HOST_DIR.removeprefix("/var/lib/") / "exports"
     return Product(node, url, exports, ours.name, time.monotonic() - started)
+
+
+def ensure_snapshots(plane: ControlPlane) -> None:
+    """The VolumeSnapshot CRDs and the snapshot controller, as a cluster that offers snapshots has them."""
+    found = tools.ensure(["kubectl", "snapshot-controller"])
+    snapshots.install_crds(plane, found["kubectl"])
+    if not any(process.name == "snapshot-controller" for process in plane.processes):
+        snapshots.start_controller(plane, found["snapshot-controller"])
 
 
 def uninstall(plane: ControlPlane, node: Node, helm: Path, timeout: float = 120) -> None:

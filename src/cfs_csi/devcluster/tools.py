@@ -21,6 +21,8 @@ from cfs_csi.devcluster.gomod import build_module, same_version, staging_version
 log = logging.getLogger(__name__)
 
 KUBERNETES = "v1.37.2"
+#: external-snapshotter: csi-snapshotter, snapshot-controller and the VolumeSnapshot CRDs (client/config/crd).
+SNAPSHOTTER = "v8.7.0"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,18 @@ TOOLS = {
             "github.com/kubernetes-csi/external-provisioner/v6",
             "v6.4.0",
             "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner",
+        ),
+        Tool(
+            "csi-snapshotter",
+            "github.com/kubernetes-csi/external-snapshotter/v8",
+            SNAPSHOTTER,
+            "github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter",
+        ),
+        Tool(
+            "snapshot-controller",
+            "github.com/kubernetes-csi/external-snapshotter/v8",
+            SNAPSHOTTER,
+            "github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller",
         ),
         Tool("etcd", "go.etcd.io/etcd/server/v3", "v3.6.16", "go.etcd.io/etcd/server/v3"),
         Tool(
@@ -171,6 +185,14 @@ def _go(args: list[str], cwd: Path, timeout: float) -> str:
     if result.returncode != 0:
         raise BuildError(f"go {' '.join(args)} failed:\n{result.stderr[-4000:]}")
     return result.stdout
+
+
+def gomod_download(module: str, version: str, timeout: float = 600) -> str:
+    """``go mod download -json`` of one module (its ``Dir`` in the module cache holds the files)."""
+    work = cache_dir() / "build" / "download"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text("module cfscsi.local/download\n")
+    return _go(["mod", "download", "-json", f"{module}@{version}"], work, timeout)
 
 
 def _build(tool: Tool, timeout: float) -> Path:

@@ -32,6 +32,18 @@ the CSI driver is cluster-wide, so one release per cluster is all that makes sen
 {{- required (printf "sidecars.%s has no image for Kubernetes %s" $name (include "cfs-csi.kubeVersion" $root)) $found -}}
 {{- end -}}
 
+{{- /* The image of an optional sidecar for this cluster, or "" when no release of it supports the cluster. */ -}}
+{{- define "cfs-csi.optionalSidecarImage" -}}
+{{- $root := index . 0 -}}
+{{- $found := "" -}}
+{{- range (index $root.Values.sidecars (index . 1)) -}}
+{{- if and (not $found) (include "cfs-csi.atLeast" (list $root .minKube)) -}}
+{{- $found = .image -}}
+{{- end -}}
+{{- end -}}
+{{- $found -}}
+{{- end -}}
+
 {{- define "cfs-csi.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
