@@ -29,13 +29,30 @@ class FileSystemState(enum.StrEnum):
     OTHER = "other"
 
 
+class SnapshotState(enum.StrEnum):
+    """A snapshot's states as the CFS API names them (``SnapshotInfo.Status``)."""
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    #: Being restored into a new file system: the snapshot itself is complete and usable.
+    RESTORING = "rollbacking_new"
+    DELETING = "deleting"
+    CREATE_FAILED = "create-failed"
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class FileSystemSpec:
-    """What the caller wants: a file system called ``name`` with these parameters."""
+    """What the caller wants: a file system called ``name`` with these parameters.
+
+    ``source_snapshot`` (a snapshot id) makes it a restore: the new file system starts with the snapshot's
+    content. The backend checks that the snapshot is one of ours before it restores anything.
+    """
 
     name: str
     capacity_bytes: int
     params: VolumeParameters
+    source_snapshot: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,8 @@ class FileSystem:
     export_fsid: str = ""
     #: Whose it is (see :mod:`cfs_csi.cloud.ownership`); not part of equality, which compares the volume.
     owner: Ownership = field(default=UNPROVEN, compare=False)
+    #: The snapshot it was restored from ("" if none), as recorded when it was created.
+    source_snapshot: str = ""
 
     @property
     def ready(self) -> bool:
@@ -59,6 +78,39 @@ class FileSystem:
     def volume_context(self) -> dict[str, str]:
         """What the node needs to mount it, plus the parameters (as in the seed's CreateVolume log)."""
         return {**self.params.to_context(), "host": self.host, "fsid": self.export_fsid}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot of a whole file system, as the backend reports it."""
+
+    id: str
+    #: The CSI name it was taken for (from our tag), or the cloud's name for a snapshot that is not ours.
+    name: str
+    source_fs_id: str
+    state: SnapshotState
+    #: What a volume restored from it needs at least: the source's capacity when it was taken.
+    size_bytes: int
+    #: Seconds since the epoch.
+    created_at: float
+    owner: Ownership = field(default=UNPROVEN, compare=False)
+
+    @property
+    def ready(self) -> bool:
+        return self.state in (SnapshotState.AVAILABLE, SnapshotState.RESTORING)
+
+
+@dataclass(frozen=True)
+class DirectoryQuota:
+    """A directory quota of a file system: ``path`` as the CFS API writes it (``/cfs/<dir>``)."""
+
+    fs_id: str
+    path: str
+    capacity_bytes: int
+    used_bytes: int
+    files_used: int
+    #: The cloud's word for it: ``available`` once it is enforced (``inavailable`` while being set up).
+    state: str = "available"
 
 
 class FileStorage(Protocol):
@@ -106,4 +158,57 @@ class FileStorage(Protocol):
 
     async def probe(self) -> None:
         """Raise :class:`~cfs_csi.cloud.errors.CloudError` unless the backend answers."""
+        ...
+
+    # -- expansion -----------------------------------------------------------------------------------------
+
+    async def expand_file_system(self, fs_id: str, capacity_bytes: int) -> FileSystem:
+        """Grow a dedicated volume's file system to ``capacity_bytes`` (whole GiB) and return it as it is now.
+
+        Where the storage type has a capacity limit (CFS: Standard, ``UpdateCfsFileSystemSizeLimit``) it is
+        raised; elsewhere the new capacity is only recorded (each backend says where). Never shrinks: a
+        capacity at or below the current one returns the file system unchanged. NOT_FOUND if there is none;
+        REFUSED unless it is proven a dedicated volume of this driver (the ownership rule of deletion).
+        """
+        ...
+
+    # -- snapshots -----------------------------------------------------------------------------------------
+
+    async def ensure_snapshot(self, name: str, fs_id: str) -> Snapshot:
+        """Return the snapshot called ``name``, taking one of ``fs_id`` if none exists.
+
+        The same rules as :meth:`ensure_file_system`: found again by name after any interruption; a snapshot
+        of that name of another file system is a CONFLICT; only a source proven to be a dedicated volume of
+        this driver is snapshotted (REFUSED otherwise: a snapshot is a copy of its data that a restore would
+        hand to whoever asks); NOT_FOUND if the source does not exist. A snapshot that failed is deleted and
+        UNAVAILABLE raised; one still being taken is returned as it is (``ready`` False).
+        """
+        ...
+
+    async def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """The snapshot with this id (ours or not: see ``owner``), or ``None``."""
+        ...
+
+    async def list_snapshots(self, source_fs_id: str = "") -> list[Snapshot]:
+        """Every snapshot this driver took (of ``source_fs_id`` only, if given)."""
+        ...
+
+    async def delete_snapshot(self, snapshot_id: str) -> None:
+        """Delete it if it is proven ours; REFUSED otherwise (and it stays). One that does not exist is success."""
+        ...
+
+    # -- directory quotas ----------------------------------------------------------------------------------
+
+    async def set_directory_quota(self, fs_id: str, path: str, capacity_gib: int) -> DirectoryQuota:
+        """Set (or change) the capacity quota of directory ``path`` (``/cfs/<dir>``, see
+        :func:`cfs_csi.volume.quota.quota_path`) to ``capacity_gib`` GiB. Only on a file system proven ours (a
+        dedicated volume or a shared class's); REFUSED otherwise, NOT_FOUND if it does not exist."""
+        ...
+
+    async def get_directory_quota(self, fs_id: str, path: str) -> DirectoryQuota | None:
+        """The quota of ``path`` with its usage, or ``None`` if it has none (or the file system is gone)."""
+        ...
+
+    async def delete_directory_quota(self, fs_id: str, path: str) -> None:
+        """Remove the quota of ``path`` (same ownership rule as setting it); none there is success."""
         ...

@@ -8,6 +8,12 @@ The metadata holds only what this driver created, so there are no tags: a name s
 a shared class's, which DeleteVolume refuses (:mod:`cfs_csi.cloud.ownership`). A metadata file that cannot be
 read is skipped with a warning (its directory is left alone), so one bad file never stops the controller or
 breaks ListVolumes.
+
+Snapshots, expansion and quotas (:mod:`.localsnap`): a snapshot is a copy of the export directory under
+``snapshots/<id>/data`` taken without following any link (:mod:`.localtree`); a restore copies it back into the
+new file system's directory. A local file system has no capacity limit, so expansion only records the new
+capacity in its metadata. Quotas are recorded (not enforced: a local directory has no quota) and their usage
+is measured by walking the directory.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from cfs_csi.cloud.base import FileSystem, FileSystemSpec, FileSystemState
+from cfs_csi.cloud.base import DirectoryQuota, FileSystem, FileSystemSpec, FileSystemState, Snapshot
 from cfs_csi.cloud.errors import CloudError, ErrorKind
-from cfs_csi.cloud.ownership import deletion_refusal, judge_named
+from cfs_csi.cloud.localsnap import LocalSnapshots
+from cfs_csi.cloud.ownership import deletion_refusal, judge_named, quota_refusal
 from cfs_csi.volume.capacity import stored_capacity
 from cfs_csi.volume.exports import ExportRoot
 from cfs_csi.volume.names import cut
@@ -51,6 +58,7 @@ class LocalFileStorage:
         self._creating: set[str] = set()
         self._meta_dir.mkdir(parents=True, exist_ok=True)
         self.exports.root.mkdir(parents=True, exist_ok=True)
+        self._snapshots = LocalSnapshots(state_dir)
         for path in sorted(self._meta_dir.glob("*.json")):
             try:
                 fs = _decode(json.loads(path.read_text()))
@@ -69,6 +77,9 @@ class LocalFileStorage:
             return existing
         if existing is not None and existing.id in self._creating:
             raise CloudError(ErrorKind.PENDING, f"file system {existing.id} is still being created")
+        source = None
+        if existing is None and spec.source_snapshot:
+            source = self._snapshots.restorable(spec.source_snapshot)
         fs = existing or FileSystem(
             id=f"cfs-{_random_id()}",
             name=spec.name,
@@ -78,13 +89,14 @@ class LocalFileStorage:
             host=self._host,
             export_fsid=_random_id(),
             owner=judge_named(spec.name),
+            source_snapshot=spec.source_snapshot,
         )
         # Registered before the first await, so a concurrent call for the same name sees it. A file system
         # left in CREATING by a crash is resumed here: its metadata was written before its directory.
         self._by_name[fs.name] = self._by_id[fs.id] = fs
         self._creating.add(fs.id)
         try:
-            await asyncio.to_thread(self._create_on_disk, fs)
+            await asyncio.to_thread(self._create_on_disk, fs, source)
             ready = replace(fs, state=FileSystemState.AVAILABLE)
             await asyncio.to_thread(self._write_meta, ready)
         except OSError as exc:
@@ -122,15 +134,106 @@ class LocalFileStorage:
         if not os.access(self.exports.root, os.W_OK):
             raise CloudError(ErrorKind.UNAVAILABLE, f"local state directory {self.exports.root} is not writable")
 
-    def _create_on_disk(self, fs: FileSystem) -> None:
+    def _create_on_disk(self, fs: FileSystem, source: Snapshot | None = None) -> None:
         self._write_meta(fs)
-        self.exports.file_system_dir(fs.host, fs.export_fsid).mkdir(parents=True, exist_ok=True)
+        directory = self.exports.file_system_dir(fs.host, fs.export_fsid)
+        if source is None:
+            directory.mkdir(parents=True, exist_ok=True)
+            return
+        # A restore (also one resumed after a crash): the copy goes into a fresh directory and is then renamed.
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = directory.with_name(directory.name + ".restoring")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        self._snapshots.copy_out(source.id, staging)
+        shutil.rmtree(directory, ignore_errors=True)
+        os.replace(staging, directory)
 
     def _delete_on_disk(self, fs: FileSystem) -> None:
         # Metadata goes last: if we crash half-way, a retry still knows which directory to remove.
-        shutil.rmtree(self.exports.file_system_dir(fs.host, fs.export_fsid), ignore_errors=True)
+        directory = self.exports.file_system_dir(fs.host, fs.export_fsid)
+        shutil.rmtree(directory.with_name(directory.name + ".restoring"), ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        self._snapshots.forget_quotas(fs.id)
         (self._meta_dir / f"{fs.id}.json").unlink(missing_ok=True)
         self._meta_dir.joinpath(f"{fs.id}.tmp").unlink(missing_ok=True)
+
+    # -- expansion, snapshots, quotas ----------------------------------------------------------------------
+
+    async def expand_file_system(self, fs_id: str, capacity_bytes: int) -> FileSystem:
+        fs = self._owned_volume(fs_id, "expanded")
+        if capacity_bytes <= fs.capacity_bytes:
+            return fs
+        grown = replace(fs, capacity_bytes=capacity_bytes)
+        try:
+            await asyncio.to_thread(self._write_meta, grown)
+        except OSError as exc:
+            raise CloudError(ErrorKind.INTERNAL, f"cannot record the new capacity: {exc.strerror}") from exc
+        self._by_name[fs.name] = self._by_id[fs.id] = grown
+        return grown
+
+    async def ensure_snapshot(self, name: str, fs_id: str) -> Snapshot:
+        existing = self._snapshots.by_name(name)
+        if existing is not None and existing.source_fs_id != fs_id:
+            raise CloudError(
+                ErrorKind.CONFLICT,
+                f"snapshot {cut(name)!r} exists already, of file system {existing.source_fs_id}, not {cut(fs_id)}",
+            )
+        if existing is not None and (existing.ready or self._snapshots.busy(existing.id)):
+            return existing
+        fs = self._owned_volume(fs_id, "snapshotted")
+        directory = self.exports.file_system_dir(fs.host, fs.export_fsid)
+        # ``existing`` here was left creating by a crash: it is taken again under the same id.
+        return await self._snapshots.take(name, fs.id, fs.capacity_bytes, directory, existing)
+
+    async def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        return self._snapshots.get(snapshot_id)
+
+    async def list_snapshots(self, source_fs_id: str = "") -> list[Snapshot]:
+        return [s for s in self._snapshots.all() if not source_fs_id or s.source_fs_id == source_fs_id]
+
+    async def delete_snapshot(self, snapshot_id: str) -> None:
+        await self._snapshots.delete(snapshot_id)
+
+    async def set_directory_quota(self, fs_id: str, path: str, capacity_gib: int) -> DirectoryQuota:
+        fs = self._quota_target(fs_id)
+        await asyncio.to_thread(self._snapshots.record_quota, fs.id, path, capacity_gib)
+        quota = await self.get_directory_quota(fs_id, path)
+        assert quota is not None  # recorded just above
+        return quota
+
+    async def get_directory_quota(self, fs_id: str, path: str) -> DirectoryQuota | None:
+        fs = self._by_id.get(fs_id)
+        if fs is None:
+            return None
+        directory = self.exports.file_system_dir(fs.host, fs.export_fsid)
+        return await asyncio.to_thread(self._snapshots.quota, fs.id, path, directory)
+
+    async def delete_directory_quota(self, fs_id: str, path: str) -> None:
+        if fs_id not in self._by_id:
+            return
+        fs = self._quota_target(fs_id)
+        await asyncio.to_thread(self._snapshots.record_quota, fs.id, path, 0)
+
+    def _owned_volume(self, fs_id: str, action: str) -> FileSystem:
+        fs = self._by_id.get(fs_id)
+        if fs is None:
+            raise CloudError(ErrorKind.NOT_FOUND, f"file system {cut(fs_id)} does not exist")
+        refusal = deletion_refusal(fs_id, judge_named(fs.name))
+        if refusal is not None:
+            raise CloudError(ErrorKind.REFUSED, refusal.replace("is not deleted", f"is not {action}", 1))
+        if fs.state is not FileSystemState.AVAILABLE:
+            raise CloudError(ErrorKind.PENDING, f"file system {fs_id} is {fs.state.value}")
+        return fs
+
+    def _quota_target(self, fs_id: str) -> FileSystem:
+        fs = self._by_id.get(fs_id)
+        if fs is None:
+            raise CloudError(ErrorKind.NOT_FOUND, f"file system {cut(fs_id)} does not exist")
+        refusal = quota_refusal(fs_id, judge_named(fs.name))
+        if refusal is not None:
+            raise CloudError(ErrorKind.REFUSED, refusal)
+        return fs
 
     def _write_meta(self, fs: FileSystem) -> None:
         path = self._meta_dir / f"{fs.id}.json"
@@ -159,4 +262,5 @@ def _decode(data: dict[str, Any]) -> FileSystem:
         host=data["host"],
         export_fsid=data["export_fsid"],
         owner=judge_named(name),
+        source_snapshot=str(data.get("source_snapshot") or ""),
     )

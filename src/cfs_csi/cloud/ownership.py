@@ -20,6 +20,13 @@ this cluster is deleted. That is the admin's explicit choice; the name is the on
 
 Backends without tags (``local``) know only names: their metadata holds only what this driver created, so a
 name decides whether it is a shared class's.
+
+Snapshots are proven the same way (:func:`judge_snapshot`): a ``cfs-csi/snapshot`` tag naming the CSI snapshot,
+this cluster's tag, and exactly the cloud name this driver gives it. Only such a snapshot is deleted, and only
+such a snapshot is restored: a snapshot id is as easy to hand us as a volume id, and restoring someone else's
+snapshot would give the claim their data. For the same reason only a proven dedicated volume is snapshotted.
+Directory quotas are set only on a file system proven ours, a dedicated volume or a shared class's: a quota
+on anyone else's file system could stop their writes.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ TAG_VOLUME = RESERVED_TAG_PREFIX + "volume"
 TAG_CLUSTER = RESERVED_TAG_PREFIX + "cluster"
 TAG_CAPACITY = RESERVED_TAG_PREFIX + "capacity-bytes"
 TAG_VERS = RESERVED_TAG_PREFIX + "nfs-vers"
+TAG_SNAPSHOT = RESERVED_TAG_PREFIX + "snapshot"
+TAG_SOURCE_FS = RESERVED_TAG_PREFIX + "source-fs"
+TAG_SOURCE_SNAPSHOT = RESERVED_TAG_PREFIX + "source-snapshot"
 
 _PV_NAME = re.compile(r"pvc-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -50,6 +60,7 @@ class Origin(enum.StrEnum):
     UNTAGGED = "untagged"  # no cfs-csi tag: made by a person or another tool
     OTHER_CLUSTER = "other-cluster"  # tagged by this driver for another cluster
     INCONSISTENT = "inconsistent"  # some of our tags, but they and the name do not tell one story
+    SNAPSHOT = "snapshot"  # a snapshot this driver took for this cluster: the only kind deleted or restored
 
 
 @dataclass(frozen=True)
@@ -124,3 +135,59 @@ def deletion_refusal(fs_id: str, ownership: Ownership, delete_vendor: bool = Fal
             "longer needed, then delete the PV"
         )
     return f"{head}. Check the file system's tags in the CFS console; delete it there if it is no longer needed"
+
+
+def judge_snapshot(
+    cloud_name: str, tags: Mapping[str, str], cluster_id: str, cloud_name_for: Callable[[str], str]
+) -> Ownership:
+    """Ownership of a snapshot in a cloud with tags. ``cloud_name_for(name)`` is our cloud name of a snapshot."""
+    if not any(is_reserved_tag(key) for key in tags):
+        return Ownership(Origin.UNTAGGED, f"it has no {RESERVED_TAG_PREFIX} tags")
+    cluster = tags.get(TAG_CLUSTER, "")
+    if cluster != cluster_id:
+        return Ownership(
+            Origin.OTHER_CLUSTER,
+            f"it is tagged for cluster {cut(cluster)!r}, and this controller's cluster id is {cluster_id!r}",
+        )
+    name = tags.get(TAG_SNAPSHOT, "")
+    if not name:
+        return Ownership(Origin.INCONSISTENT, f"it has {RESERVED_TAG_PREFIX} tags but no {TAG_SNAPSHOT} tag")
+    expected = cloud_name_for(name)
+    if cloud_name != expected:
+        return Ownership(
+            Origin.INCONSISTENT,
+            f"its tag names snapshot {cut(name)!r}, which would be named {cut(expected)!r}, not {cut(cloud_name)!r}",
+        )
+    return Ownership(Origin.SNAPSHOT)
+
+
+def snapshot_refusal(snapshot_id: str, ownership: Ownership, action: str) -> str | None:
+    """``None`` if ``action`` ("deleted", "restored") may be done to this snapshot, else why not."""
+    if ownership.origin is Origin.SNAPSHOT:
+        return None
+    return (
+        f"snapshot {cut(snapshot_id)} is not {action}: {ownership.detail}, so this driver did not take it for this "
+        "cluster. Act on it in the CFS console if that is intended"
+    )
+
+
+def snapshot_source_refusal(fs_id: str, ownership: Ownership) -> str | None:
+    """``None`` if this file system may be snapshotted (a dedicated volume of ours), else why not."""
+    if ownership.origin is Origin.VOLUME:
+        return None
+    why = (
+        "a shared class's file system holds every claim of the class"
+        if ownership.origin is Origin.SHARED
+        else ("this driver did not create it as a dedicated volume of this cluster")
+    )
+    return f"file system {cut(fs_id)} is not snapshotted: {ownership.detail}; {why}"
+
+
+def quota_refusal(fs_id: str, ownership: Ownership) -> str | None:
+    """``None`` if directory quotas may be set or removed on this file system, else why not."""
+    if ownership.origin in (Origin.VOLUME, Origin.SHARED):
+        return None
+    return (
+        f"no directory quota is changed on file system {cut(fs_id)}: {ownership.detail}, so it is not a volume or "
+        "shared class of this driver"
+    )

@@ -45,11 +45,27 @@ def is_shared_name(name: str) -> bool:
 
 def check_volume_name(name: str) -> str:
     """Return ``name`` if it may name a dedicated volume, else raise :class:`InvalidArgument` about the name."""
+    _check_name(name, "volume")
+    if is_shared_name(name):
+        raise InvalidArgument(
+            f"volume name {name!r} starts with {SHARED_PREFIX!r}, which is reserved for the file systems of "
+            "shared StorageClasses; a dedicated volume cannot take that name"
+        )
+    return name
+
+
+def check_snapshot_name(name: str) -> str:
+    """Return ``name`` if it may name a snapshot (the same rules as a volume name, less the shared prefix)."""
+    _check_name(name, "snapshot")
+    return name
+
+
+def _check_name(name: str, kind: str) -> None:
     if not name:
         raise InvalidArgument("name is required")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument(
-            f"volume name is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed "
+            f"{kind} name is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed "
             f"(it begins {cut(name, 32)!r})"
         )
     if not _NAME.fullmatch(name):
@@ -58,12 +74,6 @@ def check_volume_name(name: str) -> str:
             f"{bad.group()!r} at position {bad.start()}" if bad else "a first character that is not a letter or digit"
         )
         raise InvalidArgument(
-            f"volume name {cut(name)!r} has {where}; names are ASCII letters, digits, '.', '_', '-' and '+', "
+            f"{kind} name {cut(name)!r} has {where}; names are ASCII letters, digits, '.', '_', '-' and '+', "
             "starting with a letter or digit"
         )
-    if is_shared_name(name):
-        raise InvalidArgument(
-            f"volume name {name!r} starts with {SHARED_PREFIX!r}, which is reserved for the file systems of "
-            "shared StorageClasses; a dedicated volume cannot take that name"
-        )
-    return name

@@ -14,20 +14,26 @@ Nothing is leaked and nothing is created twice, whatever fails in between:
   the CO retries) or deletes it before answering (errors after which no retry may come).
 - Only what is proven ours is adopted or deleted (:mod:`cfs_csi.cloud.ownership`): a same-named file system
   without our tags is a conflict, and DeleteVolume refuses shared, foreign and other clusters' file systems.
+
+Expansion raises the size limit of a Standard (SD) file system; High-Performance (HP) ones have no limit in
+CFS, so the new capacity is recorded only by Kubernetes (in the PV) and the file system keeps reporting the
+capacity it was created with. A restore (``spec.source_snapshot``) passes ``SnapshotId`` to the same creation
+path, after proving the snapshot ours. Snapshots and quotas: :mod:`.snapshots`, :mod:`.quotas`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from cfs_csi.cloud.base import FileSystem, FileSystemSpec, FileSystemState
+from cfs_csi.cloud.base import DirectoryQuota, FileSystem, FileSystemSpec, FileSystemState, Snapshot
 from cfs_csi.cloud.deadline import remaining
 from cfs_csi.cloud.errors import CloudError, ErrorKind
 from cfs_csi.cloud.ownership import (
     TAG_CAPACITY,
+    TAG_SOURCE_SNAPSHOT,
     TAG_VERS,
     TAG_VOLUME,
     Origin,
@@ -35,13 +41,18 @@ from cfs_csi.cloud.ownership import (
     deletion_refusal,
     is_reserved_tag,
     judge_tagged,
+    quota_refusal,
+    snapshot_refusal,
+    snapshot_source_refusal,
 )
 from cfs_csi.cloud.retry import retry
 from cfs_csi.cloud.tencent import naming
 from cfs_csi.cloud.tencent.api import ApiError, CloudApi, make_api
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 from cfs_csi.cloud.tencent.errors import HINTS, NOT_FOUND_CODES, classify, is_retryable
-from cfs_csi.volume.capacity import stored_capacity
+from cfs_csi.cloud.tencent.quotas import SIZE_LIMITED, TencentQuotas, size_limit_bytes
+from cfs_csi.cloud.tencent.snapshots import TencentSnapshots
+from cfs_csi.volume.capacity import GIB, stored_capacity
 from cfs_csi.volume.names import cut, is_shared_name
 from cfs_csi.volume.params import NfsVersion, StorageType, VolumeParameters
 
@@ -75,6 +86,8 @@ class TencentFileStorage:
         self._api = api or make_api(
             config.scheme, config.endpoint, config.region, credential, max(1.0, config.request_timeout)
         )
+        self._snapshots = TencentSnapshots(self._call, _cloud_error, config.cluster_id)
+        self._quotas = TencentQuotas(self._call, _cloud_error)
 
     # -- FileStorage ---------------------------------------------------------------------------------------
 
@@ -98,6 +111,8 @@ class TencentFileStorage:
             for extra in extras:
                 await self._delete_duplicate(extra, chosen)
             return await self._resume(chosen, spec)
+        if spec.source_snapshot:
+            await self._check_restorable(spec.source_snapshot)
         fs_id = await self._create(name, spec)
         try:
             return await self._resume(await self._describe_one(fs_id) or {"FileSystemId": fs_id}, spec)
@@ -146,12 +161,97 @@ class TencentFileStorage:
         except ApiError as exc:
             raise _cloud_error(exc) from None
 
+    # -- expansion -----------------------------------------------------------------------------------------
+
+    async def expand_file_system(self, fs_id: str, capacity_bytes: int) -> FileSystem:
+        info = await self._owned(fs_id, "expanded")
+        fs = await self._to_file_system(info, None)
+        if capacity_bytes <= fs.capacity_bytes:
+            return fs
+        if fs.params.storage_type not in SIZE_LIMITED:
+            log.info("file system %s (%s) has no capacity limit to raise; %d bytes recorded by Kubernetes only",
+                     fs_id, fs.params.storage_type.value, capacity_bytes)  # fmt: skip
+            return replace(fs, capacity_bytes=capacity_bytes)
+        await self._quotas.set_size_limit(fs_id, -(-capacity_bytes // GIB))
+        log.info("raised the size limit of %s to %d GiB", fs_id, -(-capacity_bytes // GIB))
+        grown = await self._describe_one(fs_id)
+        return await self._to_file_system(grown or info, None)
+
+    # -- snapshots -----------------------------------------------------------------------------------------
+
+    async def ensure_snapshot(self, name: str, fs_id: str) -> Snapshot:
+        info = await self._describe_one(fs_id)
+        if info is None:
+            raise CloudError(ErrorKind.NOT_FOUND, f"file system {cut(fs_id)} does not exist")
+        refusal = snapshot_source_refusal(fs_id, self._ownership(info))
+        if refusal is not None:
+            raise CloudError(ErrorKind.REFUSED, refusal)
+        return await self._snapshots.ensure(name, fs_id, _capacity(info))
+
+    async def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        return await self._snapshots.get(snapshot_id)
+
+    async def list_snapshots(self, source_fs_id: str = "") -> list[Snapshot]:
+        return await self._snapshots.list_ours(source_fs_id)
+
+    async def delete_snapshot(self, snapshot_id: str) -> None:
+        await self._snapshots.delete(snapshot_id)
+
+    async def _check_restorable(self, snapshot_id: str) -> None:
+        snapshot = await self._snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise CloudError(ErrorKind.NOT_FOUND, f"snapshot {cut(snapshot_id)} does not exist")
+        refusal = snapshot_refusal(snapshot_id, snapshot.owner, "restored")
+        if refusal is not None:
+            raise CloudError(ErrorKind.REFUSED, refusal)
+        if not snapshot.ready:
+            raise CloudError(ErrorKind.PENDING, f"snapshot {snapshot_id} is {snapshot.state.value}")
+
+    # -- directory quotas ----------------------------------------------------------------------------------
+
+    async def set_directory_quota(self, fs_id: str, path: str, capacity_gib: int) -> DirectoryQuota:
+        await self._quota_target(fs_id)
+        await self._quotas.set(fs_id, path, capacity_gib)
+        quota = await self._quotas.get(fs_id, path)
+        if quota is None:
+            raise CloudError(ErrorKind.PENDING, f"the quota of {path} on {fs_id} is not listed yet")
+        return quota
+
+    async def get_directory_quota(self, fs_id: str, path: str) -> DirectoryQuota | None:
+        if await self._describe_one(fs_id) is None:
+            return None
+        return await self._quotas.get(fs_id, path)
+
+    async def delete_directory_quota(self, fs_id: str, path: str) -> None:
+        if await self._describe_one(fs_id) is None:
+            return
+        await self._quota_target(fs_id)
+        await self._quotas.delete(fs_id, path)
+
+    async def _quota_target(self, fs_id: str) -> None:
+        info = await self._describe_one(fs_id)
+        if info is None:
+            raise CloudError(ErrorKind.NOT_FOUND, f"file system {cut(fs_id)} does not exist")
+        refusal = quota_refusal(fs_id, self._ownership(info))
+        if refusal is not None:
+            raise CloudError(ErrorKind.REFUSED, refusal)
+
+    async def _owned(self, fs_id: str, action: str) -> dict[str, Any]:
+        """The file system's description if it is a dedicated volume of ours (the deletion rule), else an error."""
+        info = await self._describe_one(fs_id)
+        if info is None:
+            raise CloudError(ErrorKind.NOT_FOUND, f"file system {cut(fs_id)} does not exist")
+        refusal = deletion_refusal(fs_id, self._ownership(info), self._config.delete_vendor_volumes)
+        if refusal is not None:
+            raise CloudError(ErrorKind.REFUSED, refusal.replace("is not deleted", f"is not {action}", 1))
+        return info
+
     # -- creation ------------------------------------------------------------------------------------------
 
     async def _create(self, name: str, spec: FileSystemSpec) -> str:
         params = spec.params
         tags = [*params.resource_tags, *naming.own_tags(
-            self._config.cluster_id, spec.name, spec.capacity_bytes, params.vers
+            self._config.cluster_id, spec.name, spec.capacity_bytes, params.vers, spec.source_snapshot
         )]  # fmt: skip
         request = {
             "Zone": params.zone,
@@ -165,6 +265,8 @@ class TencentFileStorage:
             "ClientToken": naming.client_token(name),
             "ResourceTags": [{"TagKey": key, "TagValue": value} for key, value in tags],
         }
+        if spec.source_snapshot:
+            request["SnapshotId"] = spec.source_snapshot
         try:
             response = await self._call("CreateCfsFileSystem", request)
         except ApiError as exc:
@@ -308,12 +410,12 @@ class TencentFileStorage:
             id=fs_id,
             name=tags.get(TAG_VOLUME, str(info.get("FsName") or "")),
             state=state,
-            # Read back defensively: a tag anyone could edit must not break a listing or a response.
-            capacity_bytes=stored_capacity(tags.get(TAG_CAPACITY)) or stored_capacity(info.get("SizeLimit")),
+            capacity_bytes=_capacity(info),
             params=params,
             host=str((target or {}).get("IpAddress") or ""),
             export_fsid=str((target or {}).get("FSID") or ""),
             owner=owner,
+            source_snapshot=tags.get(TAG_SOURCE_SNAPSHOT, ""),
         )
 
     def _ownership(self, info: dict[str, Any]) -> Ownership:
@@ -342,6 +444,14 @@ def _cloud_error(exc: ApiError) -> CloudError:
     hint = HINTS.get(kind, "")
     text = f"CFS {exc.action} failed: {exc.code}: {exc.message}" + (f" ({hint})" if hint else "")
     return CloudError(kind, text)
+
+
+def _capacity(info: dict[str, Any]) -> int:
+    """The size limit where one is set (after an expansion), else the capacity recorded at creation.
+
+    Read back defensively: a tag anyone could edit must not break a listing or a response.
+    """
+    return size_limit_bytes(info) or stored_capacity(_tags(info).get(TAG_CAPACITY))
 
 
 def _adoptable(owner: Ownership, tagged_volume: str, wanted: str) -> bool:

@@ -14,9 +14,16 @@ _RETRYABLE_PREFIXES = ("RequestLimitExceeded", "InternalError", "ServerNetworkEr
 #: Gone already: DeleteVolume succeeds, lookups find nothing.
 NOT_FOUND_CODES = frozenset({"ResourceNotFound.FileSystemNotFound", "ResourceNotFound.FsNotExist"})
 
+#: No such snapshot: DeleteSnapshot succeeds, lookups find nothing (a malformed id cannot name one either).
+SNAPSHOT_GONE_CODES = frozenset({"ResourceNotFound.SnapshotNotFound", "InvalidParameterValue.InvalidSnapshotId"})
+
 _EXACT = {
     "FailedOperation.ClientTokenInUse": ErrorKind.PENDING,
     "InvalidParameterValue.InvalidFsStatus": ErrorKind.PENDING,
+    # A snapshot still being taken (or deleted) cannot be restored or deleted yet: retried.
+    "InvalidParameterValue.InvalidSnapshotStatus": ErrorKind.PENDING,
+    # The file system's quota count is used up: nothing the request could change.
+    "InvalidParameterValue.ProjectQuotasExceeded": ErrorKind.EXHAUSTED,
     "AuthFailure.UnauthorizedOperation": ErrorKind.DENIED,
     "OperationDenied": ErrorKind.DENIED,
     "UnsupportedOperation.UnverifiedUser": ErrorKind.DENIED,
@@ -65,6 +72,6 @@ HINTS = {
     ErrorKind.UNAUTHENTICATED: "check the credentials (Secret, instance role or TKE OIDC)",
     ErrorKind.DENIED: "grant the CAM policy QcloudCFSFullAccess (or the CFS actions) to the credentials",
     ErrorKind.EXHAUSTED: "a quota, the subnet's free IPs or the zone's stock is exhausted",
-    ErrorKind.INVALID: "check the StorageClass parameters",
+    ErrorKind.INVALID: "check the StorageClass parameters and the request",
     ErrorKind.UNAVAILABLE: "the CFS API is throttling or unreachable; the call will be retried",
 }

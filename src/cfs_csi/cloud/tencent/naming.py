@@ -7,8 +7,16 @@ shortened deterministically (a readable prefix and a hash) and the full name is 
 from __future__ import annotations
 
 import hashlib
+import re
 
-from cfs_csi.cloud.ownership import TAG_CAPACITY, TAG_CLUSTER, TAG_VERS, TAG_VOLUME
+from cfs_csi.cloud.ownership import (
+    TAG_CAPACITY,
+    TAG_CLUSTER,
+    TAG_SNAPSHOT,
+    TAG_SOURCE_SNAPSHOT,
+    TAG_VERS,
+    TAG_VOLUME,
+)
 from cfs_csi.volume.params import NfsVersion
 
 MAX_NAME_BYTES = 64
@@ -29,8 +37,35 @@ def client_token(name: str) -> str:
     return "cfs-csi-" + hashlib.sha256(name.encode()).hexdigest()[:48]
 
 
-def own_tags(cluster_id: str, volume_name: str, capacity_bytes: int, vers: NfsVersion) -> list[tuple[str, str]]:
+def own_tags(
+    cluster_id: str, volume_name: str, capacity_bytes: int, vers: NfsVersion, source_snapshot: str = ""
+) -> list[tuple[str, str]]:
     tags = [(TAG_VOLUME, volume_name), (TAG_CAPACITY, str(capacity_bytes)), (TAG_VERS, vers.value)]
+    if cluster_id:
+        tags.append((TAG_CLUSTER, cluster_id))
+    if source_snapshot:
+        tags.append((TAG_SOURCE_SNAPSHOT, source_snapshot))
+    return tags
+
+
+#: What CFS accepts in a SnapshotName besides CJK characters (which we never produce): at most 64 of these.
+_SNAPSHOT_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def snapshot_name(cluster_id: str, name: str) -> str:
+    """The cloud ``SnapshotName`` of CSI snapshot ``name``: ``<cluster id>_<name>`` when CFS accepts it as it is,
+    else its safe characters shortened, plus a hash of the full name (same input, same name)."""
+    full = f"{cluster_id}_{name}" if cluster_id else name
+    safe = _SNAPSHOT_UNSAFE.sub("-", full)
+    if safe == full and len(full) <= MAX_NAME_BYTES:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:12]
+    return f"{safe[: MAX_NAME_BYTES - len(digest) - 1]}-{digest}"
+
+
+def snapshot_tags(cluster_id: str, name: str, capacity_bytes: int) -> list[tuple[str, str]]:
+    """Tags that prove a snapshot ours (:func:`cfs_csi.cloud.ownership.judge_snapshot`) and keep its source's size."""
+    tags = [(TAG_SNAPSHOT, name), (TAG_CAPACITY, str(capacity_bytes))]
     if cluster_id:
         tags.append((TAG_CLUSTER, cluster_id))
     return tags
