@@ -81,7 +81,7 @@ CREATE_ERRORS = [
     ("unknown parameter", {"Size": 10}, "UnknownParameter"),
     ("lower-case parameter name", {"fsName": "x"}, "UnknownParameter"),
     ("MountIP is not modelled", {"MountIP": "10.0.0.1"}, "UnsupportedOperation"),
-    ("SnapshotId is not modelled", {"SnapshotId": "snap-1"}, "UnsupportedOperation"),
+    ("CcnId is not modelled", {"CcnId": "ccn-abcdefgh"}, "UnsupportedOperation"),
 ]  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from cfs_csi.emulator.errors import ApiError
 from cfs_csi.emulator.faults import Faults
 from cfs_csi.emulator.fstree import remove_tree
 from cfs_csi.emulator.model import FileSystem, TokenVerdict
+from cfs_csi.emulator.snapshot_actions import SnapshotActions
 from cfs_csi.emulator.store import Store, TokenRecord
 from cfs_csi.emulator.validate import CreateRequest, parse_create, parse_describe, parse_file_system_id
 from cfs_csi.volume.exports import ExportRoot
@@ -40,6 +41,8 @@ class CloudSettings:
     region: str = "ap-guangzhou"
     client_token_ttl: float = 7200.0
     export_root: ExportRoot | None = None
+    snapshot_max_bytes: int = 1024**3
+    """The most a snapshot copies; a file system holding more answers SnapshotSizeLimitExceeded."""
 
 
 class Cloud:
@@ -58,6 +61,8 @@ class Cloud:
             "DeleteCfsFileSystem": self.delete_file_system,
         }
         self._actions.update(CapacityActions(self).actions())
+        self.snapshots = SnapshotActions(self)
+        self._actions.update(self.snapshots.actions())
 
     @property
     def actions(self) -> frozenset[str]:
@@ -98,10 +103,12 @@ class Cloud:
             if target == model.AVAILABLE:
                 self.store.update(self._make_available(fs))
             elif target == model.CREATE_FAILED:
+                self.snapshots.drop_staged(fs.id)
                 self.store.update(replace(fs, state=model.CREATE_FAILED))
             elif target == model.DELETED:
                 self._remove_data(fs)
                 self.store.update(replace(fs, state=model.DELETED, deleted_at=now))
+        self.snapshots.advance(now)
 
     def _make_available(self, fs: FileSystem) -> FileSystem:
         index = self.store.next_value(_MOUNT_IP)
@@ -131,8 +138,11 @@ class Cloud:
         return root.file_system_dir(fs.ip, fs.fsid)
 
     def _ensure_data(self, fs: FileSystem) -> None:
+        """The data directory exists: a restored file system's is the snapshot's staged copy, else empty."""
         path = self.data_dir(fs)
-        if path is not None:
+        if path is None or path.is_dir():
+            return
+        if fs.snapshot_id is None or not self.snapshots.take_staged(fs.id, path):
             path.mkdir(parents=True, exist_ok=True)
 
     def _remove_data(self, fs: FileSystem) -> None:
@@ -166,6 +176,8 @@ class Cloud:
                 if verdict is TokenVerdict.REUSE and earlier is not None:
                     return model.create_response(earlier)
             fs = self._new_file_system(request, now)
+            if request.snapshot_id is not None:
+                self.snapshots.stage_restore(request.snapshot_id, request.storage_type, fs.id)
             self.store.insert(fs)
             if request.client_token is not None:
                 self.store.put_token(TokenRecord(request.client_token, fs.id, now))
@@ -194,6 +206,7 @@ class Cloud:
             created_at=now,
             ready_at=now + self._faults.config.create_delay,
             outcome=self._faults.for_new_file_system(),
+            snapshot_id=request.snapshot_id,
         )
 
     def describe_file_systems(self, params: Mapping[str, object]) -> Response:
@@ -202,8 +215,10 @@ class Cloud:
             self._advance(self._clock())
             candidates = self.store.visible(fs_id=request.file_system_id, name=request.creation_token)
             found = [fs for fs in candidates if request.matches(fs)]
+            snapping = self.snapshots.snapping()
         page = found[request.offset : request.offset + request.limit]
-        return {"FileSystems": [model.file_system_info(fs) for fs in page], "TotalCount": len(found)}
+        infos = [model.file_system_info(fs, snapping=fs.id in snapping) for fs in page]
+        return {"FileSystems": infos, "TotalCount": len(found)}
 
     def describe_mount_targets(self, params: Mapping[str, object]) -> Response:
         fs_id = parse_file_system_id(params)

@@ -91,6 +91,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quota-delay", type=_seconds, default=0.0, help="seconds a set quota stays inavailable")
     p.add_argument("--snapshot-delay", type=_seconds, default=1.0, help="seconds a new snapshot stays creating")
     p.add_argument("--client-token-ttl", type=_seconds, default=7200.0, help="seconds a ClientToken is remembered")
+    p.add_argument(
+        "--snapshot-max-bytes", type=int, default=1024**3, help="most content a snapshot copies (default 1 GiB)"
+    )
     p.add_argument("--seed", type=int, default=None, help="seed the RNG of ids and faults (reproducible runs)")
     faults = p.add_argument_group("injected faults (also settable at run time: PUT /admin/faults)")
     faults.add_argument("--throttle-rate", type=_rate, default=0.0, help="share answered RequestLimitExceeded")
@@ -147,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         region=args.region,
         client_token_ttl=args.client_token_ttl,
         export_root=ExportRoot(args.export_root) if args.export_root else None,
+        snapshot_max_bytes=args.snapshot_max_bytes,
     )
     args.state.parent.mkdir(parents=True, exist_ok=True)
     store = Store(args.state)

@@ -30,7 +30,7 @@ MOUNT_IP_CAPACITY = _HOSTS_PER_BLOCK * 256
 """Mount targets are ``127.16.<n // 250>.<n % 250 + 2>``: loopback, so no private-range address ever appears."""
 
 # Placeholder capacity (GiB) per storage type for ``Capacity``; the driver must not rely on these numbers.
-_CAPACITY_GIB = {"SD": 163840, "HP": 32768, "TB": 40960, "TP": 20480}
+_CAPACITY_GIB = {"SD": 163840, "HP": 32768, "TB": 40960, "TP": 20480, "THP": 163840}
 _BEIJING = timezone(timedelta(hours=8))
 # Numeric zone ids are <region number> * 100000 + <zone number> in the real API.
 _REGION_NUMBERS = {
@@ -157,8 +157,8 @@ def create_response(fs: FileSystem) -> dict[str, object]:
     return {key: info[key] for key in _CREATE_FIELDS}
 
 
-def file_system_info(fs: FileSystem) -> dict[str, object]:
-    """``FileSystemInfo`` as ``DescribeCfsFileSystems`` lists it."""
+def file_system_info(fs: FileSystem, pgroup_name: str | None = None, snapping: bool = False) -> dict[str, object]:
+    """``FileSystemInfo`` as ``DescribeCfsFileSystems`` lists it; ``snapping`` while a snapshot is being taken."""
     return {
         "CreationTime": api_time(fs.created_at),
         "CreationToken": fs.name,
@@ -172,14 +172,14 @@ def file_system_info(fs: FileSystem) -> dict[str, object]:
         "StorageType": fs.storage_type,
         "StorageResourcePkg": "",
         "BandwidthResourcePkg": "",
-        "PGroup": {"PGroupId": fs.pgroup_id, "Name": fs.pgroup_id},
+        "PGroup": {"PGroupId": fs.pgroup_id, "Name": pgroup_name if pgroup_name is not None else fs.pgroup_id},
         "FsName": fs.name,
         "Encrypted": fs.encrypted,
         "KmsKeyId": "",
         "AppId": APP_ID,
         "BandwidthLimit": 100.0,
         "AutoSnapshotPolicyId": "",
-        "SnapStatus": "normal",
+        "SnapStatus": "snapping" if snapping else "normal",
         "Capacity": fs.size_limit_gib or fs.capacity_gib,
         "Tags": _tags(fs),
         "TieringState": "NotAvailable",

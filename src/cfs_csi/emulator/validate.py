@@ -23,7 +23,7 @@ MAX_TAGS = 50
 DEFAULT_LIMIT = 10
 """The SDK's model documents ``Limit`` as "default 10"."""
 MAX_LIMIT = 100
-STORAGE_TYPES = ("SD", "HP", "TB", "TP")
+STORAGE_TYPES = ("SD", "HP", "TB", "TP", "THP")
 BASIC_PGROUP = "pgroupbasic"
 
 _ZONE = re.compile(r"^([a-z]+(?:-[a-z]+)+)-([1-9][0-9]*)$")
@@ -34,12 +34,12 @@ _PGROUP = re.compile(r"^pgroup-[a-z0-9]{8}$")
 _CREATE_EMULATED = frozenset(
     {
         "Zone", "NetInterface", "PGroupId", "Protocol", "StorageType", "VpcId", "SubnetId", "FsName",
-        "ResourceTags", "ClientToken", "Encrypted", "Capacity",
+        "ResourceTags", "ClientToken", "Encrypted", "Capacity", "SnapshotId",
     }
 )  # fmt: skip
 _CREATE_NOT_EMULATED = frozenset(
     {
-        "MountIP", "CcnId", "CidrBlock", "SnapshotId", "AutoSnapshotPolicyId", "EnableAutoScaleUp", "CfsVersion",
+        "MountIP", "CcnId", "CidrBlock", "AutoSnapshotPolicyId", "EnableAutoScaleUp", "CfsVersion",
         "MetaType", "Scenario",
     }
 )  # fmt: skip
@@ -64,6 +64,7 @@ class CreateRequest:
     client_token: str | None
     encrypted: bool
     capacity_gib: int | None
+    snapshot_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ def parse_create(params: Mapping[str, object], region: str) -> CreateRequest:
         client_token=token,
         encrypted=encrypted,
         capacity_gib=capacity,
+        snapshot_id=params_mod.string(params, "SnapshotId") or None,
     )
 
 
