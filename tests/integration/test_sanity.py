@@ -17,7 +17,10 @@ import pytest
 
 from tests.conftest import CLOUD_ENV, Driver, start_driver, start_emulator, tencent_driver_flags
 
-NO_SNAPSHOTS = "this driver offers no snapshots (a file driver without snapshots)"
+NO_GROUP_SNAPSHOTS = "no group snapshots: CFS snapshots one file system at a time, with no consistency group"
+NO_CLONES = (
+    "no clones: CFS has no file-system copy; a clone through a temporary snapshot is not offered (see the README)"
+)
 NO_ATTACH = "NFS needs no attach step: the CSIDriver says attachRequired: false, so no ControllerPublish"
 NO_STAGE = "an NFS mount has no device to stage; every publish mounts directly"
 NEWER_SPEC = (
@@ -27,13 +30,14 @@ NEWER_SPEC = (
 
 #: csi-sanity's skip message -> why it does not apply to this driver.
 ALLOWED_SKIPS = {
-    "GetSnapshot not supported": NO_SNAPSHOTS,
-    "ListSnapshots not supported": NO_SNAPSHOTS,
-    "CreateSnapshot not supported": NO_SNAPSHOTS,
-    "DeleteSnapshot not supported": NO_SNAPSHOTS,
-    "Snapshot not supported": NO_SNAPSHOTS,
-    "GroupControllerService not supported": NO_SNAPSHOTS + " (group snapshots are the only group RPCs)",
-    "Volume Cloning not supported": "no clones: CFS cannot create a file system from another one",
+    "GetSnapshot not supported": (
+        "GetSnapshot was added to CSI after the version we implement; ListSnapshots by snapshot_id answers it"
+    ),
+    "SNAPSHOT_ACCESSIBILITY_CONSTRAINTS not supported": (
+        "added to CSI after the version we implement; CFS volumes and snapshots carry no topology"
+    ),
+    "GroupControllerService not supported": NO_GROUP_SNAPSHOTS + " (group snapshots are the only group RPCs)",
+    "Volume Cloning not supported": NO_CLONES,
     "ControllerModifyVolume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
     "Modify volume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
     "Modify Volume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
@@ -43,8 +47,7 @@ ALLOWED_SKIPS = {
     "Controller Publish, UnpublishVolume not supported": NO_ATTACH,
     "NodeStageVolume not supported": NO_STAGE,
     "NodeUnstageVolume not supported": NO_STAGE,
-    "ControllerExpandVolume not supported": "expansion is not implemented yet; CFS capacity is nominal (elastic)",
-    "NodeExpandVolume not supported": "NFS needs no node-side resize (and controller expansion is not implemented)",
+    "NodeExpandVolume not supported": "NFS needs no node-side resize: the controller grows the file system or quota",
     "ControllerGetVolumeHealth not supported": NEWER_SPEC,
     "ControllerListVolumeHealth not supported": NEWER_SPEC,
     "NodeGetVolumeHealth not supported": NEWER_SPEC,

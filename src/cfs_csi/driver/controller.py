@@ -3,13 +3,25 @@
 Every request is checked completely before any backend call (name, capabilities, parameters, capacity), so
 a request that can never succeed creates nothing. What the backends report is read back defensively, so a
 stored value (a tag anyone can edit) never breaks a response.
+
+Expansion: a dedicated volume's file system grows (its size limit on CFS Standard, recorded elsewhere); a shared
+class's volume (a directory, handle ``<fsid>:<dir>``) gets its directory quota raised. Neither needs the node:
+NFS has no file system on the node to resize, and a quota is enforced by the server, so
+``node_expansion_required`` is false and Kubernetes marks the claim resized as soon as the controller answers.
+
+Snapshots are of whole dedicated file systems (CFS snapshots a file system, not a directory): CreateSnapshot of
+a shared volume answers INVALID_ARGUMENT saying so. A volume restored from a snapshot is a new file system
+created from it; only snapshots this driver took for this cluster are restored (FAILED_PRECONDITION otherwise,
+see :mod:`cfs_csi.cloud.ownership`). Cloning (a volume as content source) is not offered.
 """
 
 from __future__ import annotations
 
 import re
 
-from cfs_csi.cloud.base import FileStorage, FileSystem, FileSystemSpec
+from google.protobuf import timestamp_pb2
+
+from cfs_csi.cloud.base import FileStorage, FileSystem, FileSystemSpec, Snapshot
 from cfs_csi.cloud.errors import CloudError, ErrorKind
 from cfs_csi.cloud.ownership import Origin
 from cfs_csi.csi import csi_pb2
@@ -17,19 +29,34 @@ from cfs_csi.driver.capabilities import first_unsupported
 from cfs_csi.driver.errors import CsiError, StatusCode, invalid, not_found, require
 from cfs_csi.driver.grpcserve import CallContext
 from cfs_csi.driver.locks import InFlight
-from cfs_csi.volume.capacity import MAX_CAPACITY, required_capacity, stored_capacity
-from cfs_csi.volume.names import check_volume_name, cut
+from cfs_csi.volume.capacity import MAX_CAPACITY, CapacityError, required_capacity, stored_capacity
+from cfs_csi.volume.handles import DEDICATED_ID, shared_handle
+from cfs_csi.volume.names import check_snapshot_name, check_volume_name, cut
 from cfs_csi.volume.params import parse_parameters
+from cfs_csi.volume.quota import quota_for_claim, quota_path
 
 _RPC = csi_pb2.ControllerServiceCapability.RPC
 
-#: Only what is implemented: no attach (NFS needs none), no snapshots or expansion yet.
-CAPABILITIES = (_RPC.CREATE_DELETE_VOLUME, _RPC.LIST_VOLUMES, _RPC.GET_VOLUME, _RPC.VOLUME_CONDITION)
+#: Only what is implemented: no attach (NFS needs none), no clones, no modification.
+CAPABILITIES = (
+    _RPC.CREATE_DELETE_VOLUME,
+    _RPC.LIST_VOLUMES,
+    _RPC.GET_VOLUME,
+    _RPC.VOLUME_CONDITION,
+    _RPC.EXPAND_VOLUME,
+    _RPC.CREATE_DELETE_SNAPSHOT,
+    _RPC.LIST_SNAPSHOTS,
+)
+
+#: NFS needs nothing on the node to use a grown volume (see the module's docstring).
+NODE_EXPANSION_REQUIRED = False
 
 #: Volume ids are file-system ids. ListVolumes tokens are the last volume id of the previous page, so a page
 #: survives deletions. Anything else is no volume of ours, answered without asking the backend.
-_VOLUME_ID = re.compile(r"cfs-[0-9a-z]{1,32}")
+_VOLUME_ID = DEDICATED_ID
 _TOKEN = _VOLUME_ID
+#: Snapshot ids as CFS writes them; ListSnapshots tokens are the last snapshot id of the previous page.
+_SNAPSHOT_ID = re.compile(r"snapcfs-[0-9a-z]{1,32}")
 
 
 class ControllerServicer:
@@ -54,13 +81,20 @@ class ControllerServicer:
         reason = first_unsupported(request.volume_capabilities)
         if reason:
             raise invalid(reason)
-        if request.HasField("volume_content_source"):
-            raise invalid("creating a volume from a snapshot or another volume is not supported")
         params = self._storage.with_defaults(parse_parameters(request.parameters))
-        capacity = required_capacity(
-            request.capacity_range.required_bytes, request.capacity_range.limit_bytes, MAX_CAPACITY[params.storage_type]
+        required, limit = request.capacity_range.required_bytes, request.capacity_range.limit_bytes
+        source = await self._source_snapshot(request)
+        if source is not None and not required and not limit:
+            required = source.size_bytes  # no size asked: the snapshot's
+        capacity = required_capacity(required, limit, MAX_CAPACITY[params.storage_type])
+        if source is not None and capacity < source.size_bytes:
+            raise CapacityError(
+                f"snapshot {source.id} was taken of a volume of {source.size_bytes} bytes; a volume restored from it "
+                f"needs at least that, not {capacity}"
+            )
+        wanted = FileSystemSpec(
+            name=name, capacity_bytes=capacity, params=params, source_snapshot=source.id if source else ""
         )
-        wanted = FileSystemSpec(name=name, capacity_bytes=capacity, params=params)
         with self._in_flight.hold(f"name/{name}"):
             fs = await self._storage.ensure_file_system(wanted)
         if fs.capacity_bytes != capacity:
@@ -70,9 +104,35 @@ class ControllerServicer:
             )
         if fs.params != params:
             raise CsiError(StatusCode.ALREADY_EXISTS, f"volume {name!r} exists with other parameters ({fs.id})")
+        if fs.source_snapshot != wanted.source_snapshot:
+            raise CsiError(
+                StatusCode.ALREADY_EXISTS,
+                f"volume {name!r} exists with another content source ({fs.source_snapshot or 'none'})",
+            )
         if not fs.ready:
             raise CloudError(ErrorKind.PENDING, f"file system {fs.id} is {fs.state.value}; retry later")
         return csi_pb2.CreateVolumeResponse(volume=_volume(fs))
+
+    async def _source_snapshot(self, request: csi_pb2.CreateVolumeRequest) -> Snapshot | None:
+        """The snapshot to restore from (checked: it exists, it is ours), or ``None`` for an empty volume."""
+        if not request.HasField("volume_content_source"):
+            return None
+        source = request.volume_content_source
+        if source.WhichOneof("type") != "snapshot":
+            raise invalid("a volume can be created from a snapshot only; cloning a volume is not supported")
+        snapshot_id = require(source.snapshot.snapshot_id, "volume_content_source.snapshot.snapshot_id")
+        snapshot = await self._storage.get_snapshot(snapshot_id) if _SNAPSHOT_ID.fullmatch(snapshot_id) else None
+        if snapshot is None:
+            raise not_found(f"snapshot {cut(snapshot_id)} does not exist")
+        if snapshot.owner.origin is not Origin.SNAPSHOT:
+            raise CsiError(
+                StatusCode.FAILED_PRECONDITION,
+                f"snapshot {cut(snapshot_id)} was not taken by this driver for this cluster ({snapshot.owner.detail}); "
+                "restoring it would hand its data to whoever asked",
+            )
+        if not snapshot.ready:
+            raise CloudError(ErrorKind.PENDING, f"snapshot {snapshot_id} is {snapshot.state.value}; retry later")
+        return snapshot
 
     async def DeleteVolume(
         self, request: csi_pb2.DeleteVolumeRequest, context: CallContext
@@ -153,6 +213,109 @@ class ControllerServicer:
     async def _get(self, volume_id: str) -> FileSystem | None:
         return await self._storage.get_file_system(volume_id) if _VOLUME_ID.fullmatch(volume_id) else None
 
+    async def ControllerExpandVolume(
+        self, request: csi_pb2.ControllerExpandVolumeRequest, context: CallContext
+    ) -> csi_pb2.ControllerExpandVolumeResponse:
+        """Grow a dedicated volume's file system, or raise a shared volume's directory quota (never shrinks)."""
+        volume_id = require(request.volume_id, "volume_id")
+        if request.HasField("volume_capability"):
+            reason = first_unsupported([request.volume_capability])
+            if reason:
+                raise invalid(reason)
+        required, limit = request.capacity_range.required_bytes, request.capacity_range.limit_bytes
+        if not required and not limit:
+            raise invalid("capacity_range is required")
+        if _VOLUME_ID.fullmatch(volume_id):
+            fs = await self._storage.get_file_system(volume_id)
+            if fs is None:
+                raise not_found(f"volume {volume_id} does not exist")
+            capacity = required_capacity(required, limit, MAX_CAPACITY[fs.params.storage_type])
+            with self._in_flight.hold(f"id/{volume_id}"):
+                grown = await self._storage.expand_file_system(volume_id, capacity)
+            return csi_pb2.ControllerExpandVolumeResponse(
+                capacity_bytes=max(stored_capacity(grown.capacity_bytes), capacity),
+                node_expansion_required=NODE_EXPANSION_REQUIRED,
+            )
+        handle = shared_handle(volume_id)
+        if handle is None:
+            raise not_found(f"volume {cut(volume_id)} does not exist")
+        decision = quota_for_claim(required or limit)
+        if not decision.possible:
+            raise CapacityError(decision.reason)
+        if limit and decision.capacity_bytes > limit:
+            raise CapacityError(f"{decision.reason}, which exceeds limit_bytes {limit}")
+        share = await self._shared_file_system(handle.share)
+        with self._in_flight.hold(f"id/{volume_id}"):
+            quota = await self._storage.set_directory_quota(
+                share.id, quota_path(handle.directory), decision.capacity_gib
+            )
+        return csi_pb2.ControllerExpandVolumeResponse(
+            capacity_bytes=quota.capacity_bytes, node_expansion_required=NODE_EXPANSION_REQUIRED
+        )
+
+    async def _shared_file_system(self, share: str) -> FileSystem:
+        """The shared class's file system a shared volume's handle names (by export FSID, or by server)."""
+        for fs in await self._storage.list_file_systems():
+            if fs.owner.origin is Origin.SHARED and share in (fs.export_fsid, fs.host):
+                return fs
+        raise not_found(f"no shared file system of this driver is exported as {cut(share)}")
+
+    # -- snapshots -----------------------------------------------------------------------------------------
+
+    async def CreateSnapshot(
+        self, request: csi_pb2.CreateSnapshotRequest, context: CallContext
+    ) -> csi_pb2.CreateSnapshotResponse:
+        """Take (or find again by name) a snapshot of a dedicated volume's whole file system."""
+        name = check_snapshot_name(request.name)
+        source = require(request.source_volume_id, "source_volume_id")
+        if shared_handle(source) is not None:
+            raise invalid(
+                f"volume {cut(source)} is a directory of a shared class's file system; CFS snapshots whole file "
+                "systems, and a snapshot of the share would hold every claim's data: use a dedicated class"
+            )
+        if not _VOLUME_ID.fullmatch(source):
+            raise not_found(f"volume {cut(source)} does not exist")
+        with self._in_flight.hold(f"snapshot/{name}"):
+            snapshot = await self._storage.ensure_snapshot(name, source)
+        return csi_pb2.CreateSnapshotResponse(snapshot=_snapshot(snapshot))
+
+    async def DeleteSnapshot(
+        self, request: csi_pb2.DeleteSnapshotRequest, context: CallContext
+    ) -> csi_pb2.DeleteSnapshotResponse:
+        """Deletes only a snapshot proven ours; one that is not is FAILED_PRECONDITION and stays."""
+        snapshot_id = require(request.snapshot_id, "snapshot_id")
+        if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+            return csi_pb2.DeleteSnapshotResponse()  # no snapshot has such an id: already gone
+        with self._in_flight.hold(f"snapshot-id/{snapshot_id}"):
+            await self._storage.delete_snapshot(snapshot_id)
+        return csi_pb2.DeleteSnapshotResponse()
+
+    async def ListSnapshots(
+        self, request: csi_pb2.ListSnapshotsRequest, context: CallContext
+    ) -> csi_pb2.ListSnapshotsResponse:
+        """Our snapshots by id, filtered by ``snapshot_id`` and ``source_volume_id`` (both when both are given)."""
+        if request.max_entries < 0:
+            raise invalid("max_entries must not be negative")
+        token = request.starting_token
+        if token and not _SNAPSHOT_ID.fullmatch(token):
+            raise CsiError(StatusCode.ABORTED, f"starting_token {cut(token)!r} was not issued by this driver")
+        snapshots = await self._filtered_snapshots(request.snapshot_id, request.source_volume_id)
+        ours = sorted((s for s in snapshots if s.owner.origin is Origin.SNAPSHOT), key=lambda s: s.id)
+        remaining = [s for s in ours if s.id > token] if token else ours
+        page = remaining[: request.max_entries] if request.max_entries else remaining
+        return csi_pb2.ListSnapshotsResponse(
+            entries=[csi_pb2.ListSnapshotsResponse.Entry(snapshot=_snapshot(s)) for s in page],
+            next_token=page[-1].id if page and len(remaining) > len(page) else "",
+        )
+
+    async def _filtered_snapshots(self, snapshot_id: str, source: str) -> list[Snapshot]:
+        if snapshot_id:
+            found = await self._storage.get_snapshot(snapshot_id) if _SNAPSHOT_ID.fullmatch(snapshot_id) else None
+            return [found] if found is not None and (not source or found.source_fs_id == source) else []
+        if source:
+            return await self._storage.list_snapshots(source) if _VOLUME_ID.fullmatch(source) else []
+        return await self._storage.list_snapshots()
+
     async def ControllerGetCapabilities(
         self, request: csi_pb2.ControllerGetCapabilitiesRequest, context: CallContext
     ) -> csi_pb2.ControllerGetCapabilitiesResponse:
@@ -166,7 +329,22 @@ class ControllerServicer:
 
 def _volume(fs: FileSystem) -> csi_pb2.Volume:
     capacity = stored_capacity(fs.capacity_bytes)  # 0 ("unknown") rather than a response that cannot be built
-    return csi_pb2.Volume(volume_id=fs.id, capacity_bytes=capacity, volume_context=fs.volume_context())
+    volume = csi_pb2.Volume(volume_id=fs.id, capacity_bytes=capacity, volume_context=fs.volume_context())
+    if fs.source_snapshot:
+        volume.content_source.snapshot.snapshot_id = fs.source_snapshot
+    return volume
+
+
+def _snapshot(snapshot: Snapshot) -> csi_pb2.Snapshot:
+    created = timestamp_pb2.Timestamp()
+    created.FromNanoseconds(int(max(0.0, snapshot.created_at) * 1e9))
+    return csi_pb2.Snapshot(
+        snapshot_id=snapshot.id,
+        source_volume_id=snapshot.source_fs_id,
+        size_bytes=stored_capacity(snapshot.size_bytes),
+        creation_time=created,
+        ready_to_use=snapshot.ready,
+    )
 
 
 def _condition(fs: FileSystem) -> csi_pb2.VolumeCondition:

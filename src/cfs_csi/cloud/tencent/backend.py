@@ -86,7 +86,9 @@ class TencentFileStorage:
         self._api = api or make_api(
             config.scheme, config.endpoint, config.region, credential, max(1.0, config.request_timeout)
         )
-        self._snapshots = TencentSnapshots(self._call, _cloud_error, config.cluster_id)
+        self._snapshots = TencentSnapshots(
+            self._call, _cloud_error, config.cluster_id, self._budget, config.poll_interval
+        )
         self._quotas = TencentQuotas(self._call, _cloud_error)
 
     # -- FileStorage ---------------------------------------------------------------------------------------

@@ -6,10 +6,15 @@ cloud name (the ``SnapshotName`` filter) before any creation. A retry after a lo
 therefore finds the snapshot an earlier call took; two that raced past the lookup are both found by the next
 call, which keeps the oldest and deletes the others (never returned to anyone). A snapshot that ends
 ``create-failed`` is deleted and the call answers UNAVAILABLE, so the retry takes a new one.
+
+A snapshot being taken is waited for while the caller's deadline allows, then returned as it is (``ready``
+False; the snapshotter calls again). Deleting one that is still being taken (``InvalidSnapshotStatus``) is
+retried the same way before answering PENDING: a CO that deletes right after creating should not have to.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -27,6 +32,7 @@ from cfs_csi.volume.names import cut
 log = logging.getLogger(__name__)
 
 _PAGE = 100
+_BUSY = "InvalidParameterValue.InvalidSnapshotStatus"
 _MIB = 1024**2
 #: The zone of the API's ``CreationTime`` strings (Beijing time, no offset written).
 _API_ZONE = timezone(timedelta(hours=8))
@@ -37,8 +43,16 @@ Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 class TencentSnapshots:
     """``call`` is the backend's API call with its retries (raising :class:`ApiError`); ``error`` maps one."""
 
-    def __init__(self, call: Call, error: Callable[[ApiError], CloudError], cluster_id: str) -> None:
+    def __init__(
+        self,
+        call: Call,
+        error: Callable[[ApiError], CloudError],
+        cluster_id: str,
+        budget: Callable[[], float],
+        poll_interval: float,
+    ) -> None:
         self._call, self._error, self._cluster_id = call, error, cluster_id
+        self._budget, self._poll = budget, poll_interval
 
     async def ensure(self, name: str, fs_id: str, capacity_bytes: int) -> Snapshot:
         """The snapshot called ``name`` of ``fs_id`` (the caller proved ``fs_id`` ours), taken if none exists."""
@@ -71,6 +85,9 @@ class TencentSnapshots:
                 ErrorKind.CONFLICT,
                 f"snapshot {cut(name)!r} exists already, of file system {snapshot.source_fs_id}, not {cut(fs_id)}",
             )
+        while snapshot.state is SnapshotState.CREATING and self._budget() >= self._poll:
+            await asyncio.sleep(self._poll)
+            snapshot = await self.get(snapshot.id) or snapshot
         if snapshot.state is SnapshotState.CREATE_FAILED:
             await self._delete(snapshot.id)
             raise CloudError(
@@ -156,12 +173,16 @@ class TencentSnapshots:
         return next((dict(i) for i in page.get("Snapshots") or [] if i.get("SnapshotId") == snapshot_id), None)
 
     async def _delete(self, snapshot_id: str) -> None:
-        try:
-            await self._call("DeleteCfsSnapshot", {"SnapshotId": snapshot_id})
-        except ApiError as exc:
-            if exc.code in SNAPSHOT_GONE_CODES:
-                return
-            raise self._error(exc) from None
+        while True:
+            try:
+                await self._call("DeleteCfsSnapshot", {"SnapshotId": snapshot_id})
+                break
+            except ApiError as exc:
+                if exc.code in SNAPSHOT_GONE_CODES:
+                    return
+                if exc.code != _BUSY or self._budget() < self._poll:
+                    raise self._error(exc) from None
+            await asyncio.sleep(self._poll)  # still being taken or restored from: wait while the caller does
         log.info("deleted CFS snapshot %s", snapshot_id)
 
     async def _delete_extra(self, extra: str, chosen: str) -> None:
