@@ -12,9 +12,13 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from cfs_csi import DRIVER_NAME, __version__, logsetup
+from cfs_csi import DRIVER_NAME, __version__
+
+if TYPE_CHECKING:
+    from cfs_csi.driver.grpcserve import GrpcServer
+    from cfs_csi.registration.server import Registrar
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -36,14 +40,39 @@ def refuse_modules(names: tuple[str, ...] = NODE_REFUSED_MODULES) -> None:
             sys.modules[name] = None  # type: ignore[assignment]
 
 
-def _serve_parser(sub: Subparsers) -> None:
-    from cfs_csi.cloud.factory import add_backend_arguments
+def _node_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The backend flags of ``serve`` as the node alone parses them, without importing the cloud package (its
+    import costs the node's start-up tens of ms, issue 15). The node reads ``--backend`` (the default mounter)
+    and ``--state-dir``; the others are accepted, as with every component, and ignored. A test checks that these
+    match :func:`cfs_csi.cloud.factory.add_backend_arguments` flag for flag."""
+    parser.add_argument("--backend", choices=("local", "tencent"), default="local")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/cfs-csi"),
+        help="local backend file systems (<dir>/local) and node publications (<dir>/node)",
+    )
+    parser.add_argument("--local-host", default="127.0.0.1", help="ignored by the node")
+    ignored = parser.add_argument_group("tencent backend (ignored by the node)")
+    for flag in ("--region", "--zone", "--cluster-id", "--cfs-endpoint", "--metadata-url"):
+        ignored.add_argument(flag, help=argparse.SUPPRESS)
+    ignored.add_argument("--credentials-dir", type=Path, help=argparse.SUPPRESS)
+    for flag in ("--cloud-timeout", "--cloud-poll-interval"):
+        ignored.add_argument(flag, type=float, help=argparse.SUPPRESS)
+    ignored.add_argument("--delete-vendor-volumes", action="store_true", help=argparse.SUPPRESS)
 
+
+def _serve_parser(sub: Subparsers, node_alone: bool = False) -> None:
     p = sub.add_parser("serve", help="serve the CSI gRPC API on a unix socket")
     p.add_argument("--endpoint", default="unix:///csi/csi.sock", help="unix:///path/to/csi.sock")
     p.add_argument("--node-id", default=socket.gethostname(), help="this node's name (default: host name)")
     p.add_argument("--component", choices=("controller", "node", "all"), default="all")
-    add_backend_arguments(p)
+    if node_alone:
+        _node_backend_arguments(p)
+    else:
+        from cfs_csi.cloud.factory import add_backend_arguments
+
+        add_backend_arguments(p)
     p.add_argument(
         "--mounter",
         choices=("nfs", "bind"),
@@ -97,11 +126,67 @@ def _serve_parser(sub: Subparsers) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    # Imported here, after main's refuse_modules: these pull in asyncio (and through it, ssl unless refused).
-    import asyncio
+    """Bind the CSI socket first, then set up logging, import and build the rest, and serve.
 
+    The socket is bound before anything heavy is imported (:mod:`cfs_csi.driver.listen`), but connections are
+    accepted only once every service is built and the node has reconciled its publication records; whatever fails
+    before serving closes the socket and removes its file.
+    """
+    from cfs_csi.driver.listen import listen_tcp, listen_unix, remove_stale_socket, socket_path
+
+    registration_path = None
+    if args.component in ("node", "all") and args.register:
+        registration_path = args.kubelet_registration_path or socket_path(args.endpoint)
+        if not registration_path.startswith("/"):
+            raise ValueError(f"--kubelet-registration-path {registration_path!r} must be an absolute path")
+        # Before binding anything: a live registration socket (another instance) is a refusal that leaves no
+        # socket behind. Registrar checks it again when it starts.
+        remove_stale_socket(str(registration_socket_path(args.kubelet_dir)))
+    listener = listen_unix(socket_path(args.endpoint))
+    listener.catch_stop_signals()
+    health_socket = None
+    try:
+        if args.health_port:
+            health_socket = listen_tcp(args.health_port)
+        _configure_logging(args)
+        # Imported here, after main's refuse_modules and the bind: these pull in asyncio (and through it, ssl
+        # unless refused), HTTP/2 and protobuf.
+        import asyncio
+
+        from cfs_csi.driver.server import serve
+
+        server, registrar = _build_serve(args, registration_path)
+    except BaseException:
+        listener.close()
+        if health_socket is not None:
+            health_socket.close()
+        raise
+
+    async def main() -> None:
+        await serve(
+            server,
+            args.endpoint,
+            grace=args.grace,
+            registrar=registrar,
+            health_port=args.health_port,
+            listener=listener,
+            health_socket=health_socket,
+        )
+
+    asyncio.run(main())
+    return 0
+
+
+def registration_socket_path(kubelet_dir: Path) -> Path:
+    """:func:`cfs_csi.registration.server.registration_socket` of our driver, without importing that module
+    (gRPC and protobuf) before the bind; a test compares the two."""
+    return kubelet_dir / "plugins_registry" / f"{DRIVER_NAME}-reg.sock"
+
+
+def _build_serve(args: argparse.Namespace, registration_path: str | None) -> tuple[GrpcServer, Registrar | None]:
+    """The CSI server (node: with its publication records reconciled) and the kubelet registrar, if any."""
     from cfs_csi.driver.node import NodeTimeouts
-    from cfs_csi.driver.server import NodeConfig, build_server, serve, socket_path
+    from cfs_csi.driver.server import NodeConfig, build_server
     from cfs_csi.mount.mounter import BindMounter, Mounter, NfsMounter
 
     storage = None
@@ -128,26 +213,19 @@ def _run_serve(args: argparse.Namespace) -> int:
             kubelet_dir=args.kubelet_dir,
             timeouts=timeouts,
         )
+    registrar = None
+    if node is not None and registration_path is not None:
+        from cfs_csi.registration.server import Registrar, plugin_info, registration_socket
 
-    registration = None
-    if node is not None and args.register:
-        csi_socket = args.kubelet_registration_path or socket_path(args.endpoint)
-        if not csi_socket.startswith("/"):
-            raise ValueError(f"--kubelet-registration-path {csi_socket!r} must be an absolute path")
-        registration = (args.kubelet_dir, DRIVER_NAME, csi_socket)
+        socket_file = registration_socket(args.kubelet_dir, DRIVER_NAME)
+        registrar = Registrar(socket_file, plugin_info(DRIVER_NAME, registration_path))
+    return build_server(storage, node, probe_storage=args.probe_cloud), registrar
 
-    async def main() -> None:
-        registrar = None
-        if registration is not None:
-            from cfs_csi.registration.server import Registrar, plugin_info, registration_socket
 
-            kubelet_dir, driver, csi_socket = registration
-            registrar = Registrar(registration_socket(kubelet_dir, driver), plugin_info(driver, csi_socket))
-        server = build_server(storage, node, probe_storage=args.probe_cloud)
-        await serve(server, args.endpoint, grace=args.grace, registrar=registrar, health_port=args.health_port)
+def _configure_logging(args: argparse.Namespace) -> None:
+    from cfs_csi import logsetup
 
-    asyncio.run(main())
-    return 0
+    logsetup.configure(args.log_level)  # the one set-up of every component's logging, with redaction
 
 
 def _api_exception() -> type[Exception]:
@@ -238,14 +316,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     sub = parser.add_subparsers(dest="command", required=True)
     named = command_named(words)
+    node_alone = node_only(words)
     for name, add in _COMMANDS:
-        if named is None or name == named:
+        if name == "serve" and node_alone:
+            _serve_parser(sub, node_alone=True)
+        elif named is None or name == named:
             add(sub)
     args = parser.parse_args(words)
-    logsetup.configure(args.log_level)  # the one set-up of every component's logging, with redaction
+    if node_alone and args.component != "node":  # e.g. --component=node --component=all: the last one wins
+        parser.error("--component: give it once (the node alone was asked for, then another component)")
+    if args.run is not _run_serve:
+        _configure_logging(args)  # serve does it right after binding its socket
     try:
         result: int = args.run(args)
     except (ValueError, RuntimeError, OSError, _api_exception()) as exc:
+        from cfs_csi import logsetup
+
         # Start-up problems an admin must fix (bad endpoint, socket in use): one line, no traceback.
         print(f"cfs-csi: error: {logsetup.redact(str(exc))}", file=sys.stderr)
         return 2

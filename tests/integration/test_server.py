@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import time
 from pathlib import Path
 
 from google.protobuf import wrappers_pb2
@@ -14,6 +15,7 @@ from google.protobuf import wrappers_pb2
 from cfs_csi import DRIVER_NAME
 from cfs_csi.client import CsiClient
 from cfs_csi.csi import csi_pb2
+from cfs_csi.driver.published import Publication, PublishedVolumes
 from tests.conftest import Driver, fake_command, pods_dir, start_driver
 
 
@@ -83,3 +85,43 @@ def test_bad_endpoint_is_a_clear_error(mount_root: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2 and "unix socket" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the socket is bound before the rest is loaded (issue 15) -------------------------------------------------------
+
+
+async def test_a_call_waiting_in_the_backlog_is_answered_after_the_records_are_reconciled(mount_root: Path) -> None:
+    """The socket accepts connections from the first milliseconds, but no call is answered before start-up has
+    reconciled the publication records: a record of volume A at a target that is gone is dropped first, so an
+    unpublish of volume B there is OK (answered before the reconcile, it would be NOT_FOUND: "holds volume A")."""
+    state = mount_root / "early-state"
+    target = str(pods_dir(mount_root) / "gone-pod" / "volumes" / "kubernetes.io~csi" / "pv" / "mount")
+    PublishedVolumes(state / "node").record(Publication(volume_id="cfs-a", target_path=target, source="h:/a"))
+    driver = start_driver(mount_root, "--component", "node", name="early", wait=False)
+    try:
+        while not driver.socket.exists():  # connect the moment the socket is there
+            assert driver.process.poll() is None, driver.log_text()
+            await asyncio.sleep(0.001)
+        async with CsiClient(driver.endpoint) as csi:
+            await csi.unpublish("cfs-b", target)
+        assert "no longer exists; dropping its publication record" in driver.log_text()
+    finally:
+        assert driver.stop() == 0
+
+
+def test_sigterm_while_starting_stops_cleanly(mount_root: Path) -> None:
+    driver = start_driver(mount_root, "--component", "node", name="short", wait=False)
+    while not driver.socket.exists():
+        assert driver.process.poll() is None, driver.log_text()
+        time.sleep(0.001)
+    assert driver.stop() == 0
+    assert not driver.socket.exists()
+
+
+def test_a_start_up_failure_after_the_bind_removes_the_socket(mount_root: Path) -> None:
+    not_a_dir = mount_root / "state-file"
+    not_a_dir.write_text("x")
+    driver = start_driver(mount_root, "--component", "node", "--state-dir", str(not_a_dir), name="fails", wait=False)
+    assert driver.process.wait(30) == 2
+    assert "cfs-csi: error:" in driver.log_text()
+    assert not driver.socket.exists()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from cfs_csi import cli
+from cfs_csi import DRIVER_NAME, cli
 from cfs_csi.driver.node import NodeTimeouts
 
 
@@ -92,3 +93,50 @@ def test_node_serve_loads_no_other_sub_command() -> None:
 )
 def test_node_only(argv: list[str], node: bool) -> None:
     assert cli.node_only(argv) is node
+
+
+def _serve_options(node_alone: bool) -> dict[str, tuple[object, ...]]:
+    sub = argparse.ArgumentParser().add_subparsers()
+    cli._serve_parser(sub, node_alone=node_alone)
+    serve = sub.choices["serve"]
+    return {
+        flag: (action.dest, type(action).__name__, action.type, action.choices, action.nargs)
+        for action in serve._actions
+        for flag in action.option_strings
+    }
+
+
+def test_the_node_alone_accepts_exactly_the_flags_of_serve() -> None:
+    """The node parses ``serve`` without the cloud package (issue 15): every flag, its kind and type match."""
+    assert _serve_options(node_alone=True) == _serve_options(node_alone=False)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--component=node", "--backend=tencent", "--state-dir=/s"],
+        ["serve", "--component=node", "--state-dir", "/s", "--mounter", "bind", "--export-root", "/e"],
+    ],
+)
+def test_what_the_node_reads_parses_alike_either_way(argv: list[str]) -> None:
+    def parse(node_alone: bool) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        cli._serve_parser(parser.add_subparsers(), node_alone=node_alone)
+        return parser.parse_args(argv)
+
+    alone, full = parse(True), parse(False)
+    for key in ("backend", "state_dir", "mounter", "export_root", "kubelet_dir", "endpoint", "register", "grace"):
+        assert getattr(alone, key) == getattr(full, key), key
+
+
+def test_node_then_another_component_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--component=node", "--component=all"])
+    assert exited.value.code == 2
+    assert "give it once" in capsys.readouterr().err
+
+
+def test_the_registration_socket_checked_before_the_bind_is_the_registrars(tmp_path: Path) -> None:
+    from cfs_csi.registration.server import registration_socket
+
+    assert cli.registration_socket_path(tmp_path) == registration_socket(tmp_path, DRIVER_NAME)

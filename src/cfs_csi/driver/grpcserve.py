@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
@@ -199,12 +200,17 @@ class GrpcServer:
 
         return handle
 
-    async def start(self, path: str) -> None:
-        """Listen on the unix socket ``path`` (a file already there is replaced: the caller checks first)."""
+    async def start(self, path: str, sock: socket.socket | None = None) -> None:
+        """Listen on the unix socket ``path`` (a file already there is replaced: the caller checks first), or
+        accept on ``sock``, a socket already bound there and listening (connections waiting in its backlog are
+        accepted from now on)."""
         if self._server is not None:
             raise RuntimeError("already started")
         server = Server([self])
-        await server.start(path=path)
+        if sock is None:
+            await server.start(path=path)
+        else:
+            await server.start(sock=sock)
         self._server = server
 
     async def stop(self, grace: float | None = None) -> None:

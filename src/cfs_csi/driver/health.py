@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -92,12 +93,19 @@ def csi_probe(socket_path: str, timeout: float = PROBE_TIMEOUT) -> Check:
 
 
 class HealthServer:
-    def __init__(self, port: int, checks: Sequence[Check], host: str | None = None) -> None:
-        self._port, self._host, self._checks = port, host, list(checks)
+    def __init__(
+        self, port: int, checks: Sequence[Check], host: str | None = None, sock: socket.socket | None = None
+    ) -> None:
+        """``sock``: a socket already listening on ``port`` (bound early, :func:`cfs_csi.driver.listen.listen_tcp`),
+        served instead of binding ``host``:``port`` here."""
+        self._port, self._host, self._checks, self._sock = port, host, list(checks), sock
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port, limit=READ_LIMIT)
+        if self._sock is not None:
+            self._server = await asyncio.start_server(self._handle, sock=self._sock, limit=READ_LIMIT)
+        else:
+            self._server = await asyncio.start_server(self._handle, self._host, self._port, limit=READ_LIMIT)
         log.info("serving /healthz on port %d", self._port)
 
     async def stop(self) -> None:

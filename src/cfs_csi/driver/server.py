@@ -7,12 +7,9 @@ Served with grpclib (:mod:`cfs_csi.driver.grpcserve`), not grpcio: the node plug
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 import socket
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +19,8 @@ from cfs_csi.driver.grpcserve import GrpcServer
 from cfs_csi.driver.health import Check, HealthServer, csi_probe
 from cfs_csi.driver.identity import IdentityServicer, ReadinessCheck
 from cfs_csi.driver.interceptor import intercept
+from cfs_csi.driver.listen import Listener, listen_unix, socket_path
+from cfs_csi.driver.listen import remove_stale_socket as _remove_stale_socket
 from cfs_csi.mount import runner
 
 if TYPE_CHECKING:
@@ -79,35 +78,10 @@ def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_sto
     return server
 
 
-def socket_path(endpoint: str) -> str:
-    """The file of a ``unix://`` endpoint (``unix:///abs/path`` or ``unix:/abs/path``)."""
-    if not endpoint.startswith("unix:"):
-        raise ValueError(f"endpoint {endpoint!r} must be a unix socket (unix:///path/csi.sock)")
-    path = endpoint.removeprefix("unix:").removeprefix("//")
-    if not os.path.isabs(path):
-        raise ValueError(f"endpoint {endpoint!r} must name an absolute path")
-    return path
-
-
 def remove_stale_socket(path: str) -> None:
-    """Remove a socket left by a previous run; refuse to remove a live one or a non-socket file."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise RuntimeError(f"{path} exists and is not a socket; refusing to replace it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)
+    """:func:`cfs_csi.driver.listen.remove_stale_socket`, logged."""
+    if _remove_stale_socket(path):
         log.info("removed stale socket %s", path)
-        return
-    finally:
-        probe.close()
-    raise RuntimeError(f"another process is serving on {path}")
 
 
 async def serve(
@@ -116,33 +90,51 @@ async def serve(
     grace: float = 30.0,
     registrar: Registrar | None = None,
     health_port: int = 0,
+    listener: Listener | None = None,
+    health_socket: socket.socket | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight calls finish (up to ``grace`` s) and clean up.
 
     ``registrar``: also register with the kubelet once the CSI socket answers (the kubelet calls it at once), and
     unregister first on the way out. ``health_port``: also serve ``GET /healthz`` there (0: not at all).
+    ``listener``: the socket of ``endpoint``, bound early (:mod:`cfs_csi.driver.listen`); ``serve`` owns it from
+    here on and closes and removes it on the way out, as one it binds itself. Connections that waited in its
+    backlog are accepted only now, with every service built. ``health_socket``: likewise, the health port's.
     """
     path = socket_path(endpoint)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    remove_stale_socket(path)
-    if registrar is not None:
-        remove_stale_socket(str(registrar.path))  # before serving anything: a refusal leaves no socket behind
+    if listener is None:
+        listener = listen_unix(path)
+    elif listener.path != path:
+        listener.close()
+        raise ValueError(f"the socket bound at {listener.path} is not the endpoint's {path}")
+    if listener.removed_stale:
+        log.info("removed stale socket %s", path)
+    try:
+        if registrar is not None:
+            remove_stale_socket(str(registrar.path))  # before serving anything: a refusal leaves no socket behind
+    except BaseException:
+        listener.close()
+        raise
     stop = asyncio.Event()
     health: HealthServer | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if listener.signalled:
+        log.info("stopping: asked to while starting")
+        stop.set()
     try:
-        await server.start(path)
-        log.info("serving CSI on unix://%s", path)
-        if registrar is not None:
-            await registrar.start()
-        if health_port:
-            checks: list[Check] = [csi_probe(path)]
+        if not stop.is_set():
+            await server.start(path, sock=listener.sock)
+            log.info("serving CSI on unix://%s", path)
             if registrar is not None:
-                checks.append(registrar.problem)
-            health = HealthServer(health_port, checks)
-            await health.start()
+                await registrar.start()
+            if health_port:
+                checks: list[Check] = [csi_probe(path)]
+                if registrar is not None:
+                    checks.append(registrar.problem)
+                health = HealthServer(health_port, checks, sock=health_socket)
+                await health.start()
         await stop.wait()
         if registrar is not None:
             await registrar.stop()  # the kubelet forgets the driver: no new calls while we drain
@@ -155,12 +147,13 @@ async def serve(
         if killed:
             log.warning("stopping: killed %d mount/umount commands still running after the grace period", killed)
     finally:
+        if health_socket is not None and health is None:
+            health_socket.close()  # never served
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         if registrar is not None:
             await registrar.stop()
         if health is not None:
             await health.stop()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        listener.close()
         log.info("stopped")
