@@ -71,7 +71,12 @@ class TencentSnapshots:
                 raise self._error(exc) from None
             snapshot_id = str(response.get("SnapshotId") or "")
             log.info("taking CFS snapshot %s (%s) of %s", snapshot_id, cut(name), fs_id)
-            info = await self._describe_one(snapshot_id)
+            try:
+                info = await self._describe_one(snapshot_id)
+            except CloudError as exc:
+                if not exc.kind.retried:  # no retry may come to find it by name: it must not stay
+                    await self._discard(snapshot_id, exc.message)
+                raise
             if info is None:  # not listed yet: it exists, and the next call finds it by name
                 return Snapshot(snapshot_id, name, fs_id, SnapshotState.CREATING, capacity_bytes, 0.0,
                                 Ownership(Origin.SNAPSHOT))  # fmt: skip
@@ -184,6 +189,13 @@ class TencentSnapshots:
                     raise self._error(exc) from None
             await asyncio.sleep(self._poll)  # still being taken or restored from: wait while the caller does
         log.info("deleted CFS snapshot %s", snapshot_id)
+
+    async def _discard(self, snapshot_id: str, reason: str) -> None:
+        log.warning("deleting snapshot %s, taken by a call that then failed: %s", snapshot_id, reason)
+        try:
+            await self._delete(snapshot_id)
+        except CloudError as exc:
+            log.error("could not delete snapshot %s after the failure: %s", snapshot_id, exc.message)
 
     async def _delete_extra(self, extra: str, chosen: str) -> None:
         log.warning("snapshot %s duplicates %s; deleting it", extra, chosen)
