@@ -40,10 +40,21 @@ from cfs_csi.kube.events import EventPoster
 from cfs_csi.kube.informer import Informer
 from cfs_csi.kube.rest import ApiError, Client
 from cfs_csi.provisioner import disk
-from cfs_csi.provisioner.ownership import Reservations, conflict, reuse_existing, share_owners
-from cfs_csi.provisioner.paths import delete_action, directory_for
+from cfs_csi.provisioner.cloud import QuotaFailure, ShareQuotas
+from cfs_csi.provisioner.ownership import Reservations, Verdict, conflict, reuse_existing, share_owners
+from cfs_csi.provisioner.paths import DeleteAction, checked_relative, delete_action, directory_for
+from cfs_csi.provisioner.quotas import (
+    QuotaMode,
+    QuotaPlan,
+    claim_bytes,
+    plan_quota,
+    quota_mode,
+    recorded_quota,
+    set_may_have_happened,
+)
 from cfs_csi.provisioner.volumes import Share, persistent_volume, pv_name, released_ours, unsupported, wants_us
 from cfs_csi.volume.errors import InvalidArgument
+from cfs_csi.volume.quota import GIB, quota_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,12 +110,16 @@ class ProvisionerContext:
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)  # every PV by name: the informer's cache
     events: EventPoster | None = None
+    #: Directory quotas on the share's file system (a backend built on first use); none without cloud access.
+    quotas: ShareQuotas | None = None
     #: At most this many claims or PVs worked on at once: bounds memory and the API server's load.
     concurrency: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
 
     def __post_init__(self) -> None:
         if self.events is None:
             self.events = EventPoster(self.client, self.name)
+        if self.quotas is None:
+            self.quotas = ShareQuotas(self.share.cloud_id, None)
 
 
 class Provisioner:
@@ -226,8 +241,12 @@ async def provision(claim: dict[str, Any], storage_class: dict[str, Any], contex
         directory = directory_for(parameters.get("pathpattern", ""), metadata["namespace"], metadata["name"], volume,
                                   metadata.get("labels") or {}, metadata.get("annotations") or {})  # fmt: skip
         reuse = reuse_existing(parameters)
+        plan = plan_quota(quota_mode(parameters), directory, claim_bytes(claim))
     except InvalidArgument as exc:
         refuse(exc)
+        return
+    if plan.refusal:  # a required quota that cannot be: refused before anything is made
+        refuse(plan.refusal)
         return
     # Reserve before listing: a provision that finished earlier has its PV in the list, one still running
     # holds its reservation; either way two claims can never both decide that a path is free.
@@ -243,7 +262,12 @@ async def provision(claim: dict[str, Any], storage_class: dict[str, Any], contex
         except InvalidArgument as exc:
             refuse(exc)
             return
-        pv = persistent_volume(claim, storage_class, context.name, context.share, directory)
+        try:
+            quota_bytes, warning = await _set_quota(context, plan, verdict, directory, volume, owners)
+        except QuotaRefused as exc:
+            refuse(exc)
+            return
+        pv = persistent_volume(claim, storage_class, context.name, context.share, directory, quota_bytes)
         try:
             created = await client.create(PVS, pv)
             context.volumes.setdefault(volume, created)  # owned from now on, even before the watch shows it
@@ -258,8 +282,70 @@ async def provision(claim: dict[str, Any], storage_class: dict[str, Any], contex
         await _on_share(context, disk.forget_owner, volume)
     except OSError as exc:  # harmless: a record only matters while its volume has no PV, and this one has
         log.warning("could not remove the owner record of %s: %s", volume, exc)
-    log.info("provisioned %s for %s in %s (%s)", volume, where, directory, verdict.value)
-    _info(context, claim, "PersistentVolumeClaim", "ProvisioningSucceeded", f"Successfully provisioned volume {volume}")
+    if warning is not None:
+        _warn(context, claim, "PersistentVolumeClaim", *warning)
+    quota = f"quota {quota_bytes // GIB} GiB" if quota_bytes else "no quota"
+    log.info("provisioned %s for %s in %s (%s, %s)", volume, where, directory, verdict.value, quota)
+    done = f"Successfully provisioned volume {volume}"
+    if quota_bytes:
+        done += f" with a directory quota of {quota_bytes // GIB} GiB" + (f" ({plan.note})" if plan.note else "")
+    _info(context, claim, "PersistentVolumeClaim", "ProvisioningSucceeded", done)
+
+
+class QuotaRefused(InvalidArgument):
+    """A required quota could not be set; what was made for the claim is gone again (or will be at a retry)."""
+
+
+async def _set_quota(
+    context: ProvisionerContext, plan: QuotaPlan, verdict: Verdict, directory: str, volume: str,
+    owners: dict[str, str],
+) -> tuple[int | None, tuple[str, str] | None]:  # fmt: skip
+    """Set the claim's quota on its new directory: (quota bytes for the PV, Warning (reason, message) or None).
+
+    Idempotent: a retry after a crash (:attr:`Verdict.RESUME`) sets the same quota again. A required quota that
+    fails raises :class:`QuotaRefused` after undoing the directory this provision made, and the quota too where
+    the failed call may have set it; if that quota cannot be removed (cloud down), the directory and its owner
+    record stay so that the retry finds them, and the error says so.
+    """
+    assert context.quotas is not None
+    if plan.mode is QuotaMode.OFF:
+        return None, None
+    if not plan.capacity_gib:  # best-effort: a required class was refused before the directory was made
+        return None, ("QuotaNotSet", f"no directory quota was set: {plan.problem}")
+    try:
+        quota = await context.quotas.set(plan.path, plan.capacity_gib)
+    except QuotaFailure as failure:
+        ours = verdict is not Verdict.REUSE  # a reused directory is someone's: its quota is not ours to remove
+        leftover = await _undo_quota(context, plan.path, failure) if ours else None
+        why = f"the directory quota of {plan.path} ({plan.capacity_gib} GiB) could not be set: {failure.message}"
+        if plan.mode is QuotaMode.BEST_EFFORT:
+            return None, ("QuotaNotSet", f"no directory quota was set: {why}{leftover or ''}")
+        if leftover:
+            raise QuotaRefused(f"{QUOTA_REQUIRED}, and {why}{leftover}; the directory is kept until it can be "
+                               "removed, at a retry") from None  # fmt: skip
+        if ours:
+            await _on_share(context, disk.reclaim_directory, directory, volume, owners, DeleteAction.DELETE)
+        raise QuotaRefused(f"{QUOTA_REQUIRED}, and {why}") from None
+    quota_bytes = quota.capacity_bytes or plan.capacity_gib * GIB
+    if plan.problem:  # best-effort: raised to the minimum
+        return quota_bytes, ("QuotaNotExact", f"directory quota set to {quota_bytes // GIB} GiB: {plan.problem}")
+    return quota_bytes, None
+
+
+QUOTA_REQUIRED = "directoryQuota is required by the StorageClass"
+
+
+async def _undo_quota(context: ProvisionerContext, path: str, failure: QuotaFailure) -> str | None:
+    """Remove a quota that a failed set may have left; ``None`` when there is none left, else what is wrong."""
+    assert context.quotas is not None
+    if not set_may_have_happened(failure.kind):
+        return None
+    try:
+        await context.quotas.delete(path)
+    except QuotaFailure as again:
+        log.warning("a quota may be left on %s: removing it failed too: %s", path, again.message)
+        return f" (it may have been set, and removing it failed too: {again.message})"
+    return None
 
 
 def _known_owners(context: ProvisionerContext) -> dict[str, str]:
@@ -288,11 +374,17 @@ async def reclaim(pv: dict[str, Any], storage_class: dict[str, Any] | None, cont
         # Only PVs: a provision in flight cannot overlap this PV's directory, since this PV still exists and
         # is in that provision's owners (it is deleted below, after the directory).
         owners = _known_owners(context)
+        quota = await _release_quota(context, name, str(attributes.get("path", "")), attributes, owners, action)
         done = await _on_share(context, disk.reclaim_directory, str(attributes.get("path", "")), name, owners, action)
     except InvalidArgument as exc:
         _warn(context, pv, "PersistentVolume", "VolumeFailedDelete", f"refusing to touch the share for {name}: {exc}")
         return  # looked at again at the next resync: the PV in the way may be gone by then
-    log.info("volume %s released: directory %s %s", name, attributes.get("path"), done)
+    except QuotaFailure as failure:
+        _warn(context, pv, "PersistentVolume", "VolumeFailedDelete",
+              f"the directory quota of {name} could not be removed, so its directory is left as it is until a "
+              f"retry: {failure.message}")  # fmt: skip
+        return
+    log.info("volume %s released: directory %s %s (%s)", name, attributes.get("path"), done, quota)
     context.work.handled[name] = str(metadata.get("uid"))
     try:
         # On condition that it is still the PV we looked at: one recreated under the same name is not ours to drop.
@@ -302,3 +394,27 @@ async def reclaim(pv: dict[str, Any], storage_class: dict[str, Any] | None, cont
         if exc.status not in (404, 409):
             context.work.handled.pop(name, None)
             raise
+
+
+async def _release_quota(
+    context: ProvisionerContext, name: str, path: str, attributes: dict[str, Any], owners: dict[str, str],
+    action: DeleteAction,
+) -> str:  # fmt: skip
+    """Remove the quota the PV records, before its directory is deleted or archived; what was done.
+
+    Only for a PV whose directory the reclaim may touch (the same checks as :func:`.disk.reclaim_directory`,
+    made first: a plain path below the share that no other PV's directory is, contains or is inside), and only
+    on the share's own file system. Before the directory goes: the quota API names a directory by its path,
+    which an archive's rename changes. A kept (retained) directory keeps its quota.
+    """
+    assert context.quotas is not None
+    if recorded_quota(attributes) is None:
+        return "no quota recorded"
+    if action is DeleteAction.RETAIN:
+        return "its quota kept"
+    directory = checked_relative(path)
+    reason = conflict(directory, name, owners)
+    if reason:
+        raise InvalidArgument(f"{reason}; leaving it and its quota")
+    await context.quotas.delete(quota_path(directory))
+    return "its quota removed"

@@ -1,8 +1,11 @@
 """``cfs-csi subdir-provisioner``: configured by environment, as the operator's Deployment sets it.
 
 ``PROVISIONER_NAME`` (the class's provisioner), ``NFS_SERVER``, ``NFS_PATH`` (``/<fsid>/`` for NFSv3, ``/`` for
-NFSv4), optionally ``NFS_FSID`` and ``NFS_VERS``, and ``SHARE_MOUNT_PATH`` where the share is mounted in the pod
-(default ``/persistentvolumes``).
+NFSv4), optionally ``NFS_FSID`` and ``NFS_VERS``, ``SHARE_MOUNT_PATH`` where the share is mounted in the pod
+(default ``/persistentvolumes``), and ``CFS_ID``, the file system's cloud id that directory quotas are set on.
+
+The cloud flags are the operator's (:func:`cfs_csi.cloud.factory.add_backend_arguments`), passed on by it; the
+backend is built only when a quota is first set or removed (:mod:`.cloud`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,12 @@ import asyncio
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cfs_csi.provisioner.volumes import Share
+
+if TYPE_CHECKING:
+    from cfs_csi.cloud.base import FileStorage
 
 
 def share_from_env(env: Mapping[str, str]) -> tuple[str, Share, Path]:
@@ -28,7 +35,7 @@ def share_from_env(env: Mapping[str, str]) -> tuple[str, Share, Path]:
     if vers == "3" and (not fsid or "/" in fsid):
         raise ValueError(f"NFS_PATH {path!r} is not /<fsid>/ as an NFSv3 share of CFS needs")
     root = Path(env.get("SHARE_MOUNT_PATH", "").strip() or "/persistentvolumes")
-    return name, Share(server=server, fsid=fsid, vers=vers), root
+    return name, Share(server=server, fsid=fsid, vers=vers, cloud_id=env.get("CFS_ID", "").strip()), root
 
 
 def add_provisioner_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,6 +66,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds between full re-lists of classes, claims and PVs, which retry what failed (default 60)",
     )
+    from cfs_csi.cloud.factory import add_backend_arguments  # small: the tencent backend is imported when built
+
+    add_backend_arguments(p)
     p.set_defaults(run=_run)  # fmt: skip
 
 
@@ -74,10 +84,17 @@ def _run(args: argparse.Namespace) -> int:
 async def _provide(args: argparse.Namespace, name: str, share: Share, root: Path) -> None:
     from cfs_csi.kube.leading import lead_and_run
     from cfs_csi.kube.rest import Client
+    from cfs_csi.provisioner.cloud import ShareQuotas
     from cfs_csi.provisioner.handlers import Provisioner, ProvisionerContext
 
+    def build() -> FileStorage:
+        from cfs_csi.cloud.factory import backend_from_arguments
+
+        return backend_from_arguments(args)
+
     client = Client.from_kubeconfig(args.kubeconfig, user_agent=f"cfs-csi-subdir-provisioner/{name}")
-    context = ProvisionerContext(name=name, share=share, root=root, dir_mode=args.dir_mode, client=client)
+    context = ProvisionerContext(name=name, share=share, root=root, dir_mode=args.dir_mode, client=client,
+                                 quotas=ShareQuotas(share.cloud_id, build))  # fmt: skip
     try:
         await lead_and_run(client, name, args.namespace, Provisioner(context, args.resync).run, args.leader_elect)
     finally:

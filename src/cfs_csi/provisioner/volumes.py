@@ -1,7 +1,8 @@
 """Which claims to provision, and the PersistentVolume each one gets (pure).
 
 The PV is a CSI volume of ``com.tencent.cloud.csi.cfs`` so that the same node plugin mounts it; its
-attributes carry the sub-directory (``path``) the node mounts instead of the file-system root.
+attributes carry the sub-directory (``path``) the node mounts instead of the file-system root, and the directory
+quota set on it (``quotaBytes``), if any.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cfs_csi import DRIVER_NAME
+from cfs_csi.provisioner.quotas import QUOTA_ATTRIBUTE
 
 ANN_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 ANN_PROVISIONER_BETA = "volume.beta.kubernetes.io/storage-provisioner"
@@ -24,6 +26,9 @@ class Share:
     server: str
     fsid: str
     vers: str = "3"
+    #: The file system's cloud id (``cfs-...``, ``CFS_ID``): what directory quotas are set on. ``fsid`` is the
+    #: NFS export's id, which the API does not know.
+    cloud_id: str = ""
 
 
 def pv_name(claim: Mapping[str, Any]) -> str:
@@ -66,10 +71,20 @@ def volume_handle(share: Share, directory: str) -> str:
 
 
 def persistent_volume(
-    claim: Mapping[str, Any], storage_class: Mapping[str, Any], provisioner: str, share: Share, directory: str
+    claim: Mapping[str, Any],
+    storage_class: Mapping[str, Any],
+    provisioner: str,
+    share: Share,
+    directory: str,
+    quota_bytes: int | None = None,
 ) -> dict[str, Any]:
+    """The PV of ``claim`` in ``directory``; ``quota_bytes``: the directory quota set on it, recorded in the
+    attributes as ``quotaBytes`` (:data:`cfs_csi.provisioner.quotas.QUOTA_ATTRIBUTE`). The capacity stays the
+    claim's request, whatever the quota (which may be larger: CFS quotas start at 10 GiB)."""
     metadata, spec = claim["metadata"], claim.get("spec") or {}
     attributes = {"host": share.server, "fsid": share.fsid, "path": directory, "vers": share.vers}
+    if quota_bytes:
+        attributes[QUOTA_ATTRIBUTE] = str(quota_bytes)
     pv: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
