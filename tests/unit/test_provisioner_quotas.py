@@ -156,3 +156,20 @@ def test_the_pv_records_the_quota_and_keeps_the_claims_capacity(quota: int | Non
 def test_the_cloud_id_comes_from_the_environment(env: dict[str, str], cloud_id: str) -> None:
     _, share, _ = share_from_env({"PROVISIONER_NAME": "p", "NFS_SERVER": "h", "NFS_PATH": "/abcd1234/", **env})
     assert (share.cloud_id, share.fsid) == (cloud_id, "abcd1234")
+
+
+@pytest.mark.parametrize("key", ["directoryQuota", "DirectoryQuota"])
+def test_the_operator_accepts_the_parameter_and_keeps_it_from_the_cloud(key: str) -> None:
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    from cfs_csi.operator.shared import parse_shared_class
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "storageclass-cfs-share.yaml"
+    body = copy.deepcopy(yaml.safe_load(example.read_text()))
+    body["metadata"]["uid"] = "u-1"
+    body["parameters"][key] = "required"
+    shared = parse_shared_class(body)
+    assert "required" not in str(shared.tcfs_spec())

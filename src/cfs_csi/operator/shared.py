@@ -21,10 +21,12 @@ TCFS_VERSION = "v1alpha1"
 TCFS_PLURAL = "tcfs"
 PROVISIONER_PREFIX = "com.tencent.cloud.csi.tcfs."
 
-#: Parameters that belong to the sub-directory provisioner (or to shared mode), not to the cloud.
+#: Parameters that belong to the sub-directory provisioner (or to shared mode), not to the cloud. The provisioner
+#: validates their values (``directoryquota``: :func:`cfs_csi.provisioner.quotas.quota_mode`).
 PROVISIONER_KEYS = frozenset(
-    {"subdir-share", "pathpattern", "ondelete", "archiveondelete", "fromexistcfs", "reuseexistingdirectory"}
-)
+    {"subdir-share", "pathpattern", "ondelete", "archiveondelete", "fromexistcfs", "reuseexistingdirectory",
+     "directoryquota"}
+)  # fmt: skip
 ON_DELETE = ("delete", "retain")
 
 
