@@ -240,7 +240,7 @@ def test_create_response_fields(world: World) -> None:
     assert (response["FsName"], response["CreationToken"], response["ZoneId"]) == ("名字", "名字", 100003)
     info = world.info(str(response["FileSystemId"]))
     assert info["Tags"] == [{"TagKey": "k", "TagValue": "v"}]
-    assert info["PGroup"] == {"PGroupId": "pgroupbasic", "Name": "pgroupbasic"}
+    assert info["PGroup"] == {"PGroupId": "pgroupbasic", "Name": "默认权限组"}
     assert (info["Zone"], info["StorageType"], info["Protocol"]) == ("ap-guangzhou-3", "SD", "NFS")
 
 

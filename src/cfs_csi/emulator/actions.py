@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,9 @@ from cfs_csi.emulator.fstree import remove_tree
 from cfs_csi.emulator.model import FileSystem, TokenVerdict
 from cfs_csi.emulator.snapshot_actions import SnapshotActions
 from cfs_csi.emulator.store import Store, TokenRecord
+from cfs_csi.emulator.tables import PGroup
 from cfs_csi.emulator.validate import CreateRequest, parse_create, parse_describe, parse_file_system_id
+from cfs_csi.emulator.zones import zones_of
 from cfs_csi.volume.exports import ExportRoot
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,20 @@ class CloudSettings:
     export_root: ExportRoot | None = None
     snapshot_max_bytes: int = 1024**3
     """The most a snapshot copies; a file system holding more answers SnapshotSizeLimitExceeded."""
+    zones: tuple[str, ...] | None = None
+    """The served region's zones; None: the table in ``zones.py`` (or any ``<region>-<n>`` if not there)."""
+    pgroups: tuple[tuple[str, str], ...] = ()
+    """Permission groups (id, name) that exist besides the built-in ones (``PGROUPS``)."""
+
+
+PGROUPS = (
+    ("pgroupbasic", "默认权限组"),
+    ("pgroup-lrquouvl", "cfs-csi-example"),
+)
+"""Permission groups every emulated account has: the default group, and the one the repository's examples
+(``deploy/examples``, the chart's values, ``scripts/run-local.sh``) name, so that they work as written."""
+_PGROUP_ID = re.compile(r"^pgroup-[a-z0-9]{8}$")
+MAX_PGROUP_NAME_BYTES = 64
 
 
 class Cloud:
@@ -63,6 +80,10 @@ class Cloud:
         self._actions.update(CapacityActions(self).actions())
         self.snapshots = SnapshotActions(self)
         self._actions.update(self.snapshots.actions())
+        self._zones = settings.zones if settings.zones is not None else zones_of(settings.region)
+        with store.transaction():
+            for group_id, name in (*PGROUPS, *settings.pgroups):
+                store.pgroups.ensure(PGroup(group_id, name, "", clock()))
 
     @property
     def actions(self) -> frozenset[str]:
@@ -157,10 +178,12 @@ class Cloud:
     # actions
 
     def create_file_system(self, params: Mapping[str, object]) -> Response:
-        request = parse_create(params, self.settings.region)
+        request = parse_create(params, self.settings.region, self._zones)
         with self.store.transaction():
             now = self._clock()
             self._advance(now)
+            if self.store.pgroups.get(request.pgroup_id) is None:
+                raise ApiError(errors.PGROUP_NOT_FOUND, f"permission group {request.pgroup_id} does not exist")
             if request.client_token is not None:
                 self.store.forget_tokens(issued_before=now - self.settings.client_token_ttl)
                 record = self.store.get_token(request.client_token)
@@ -214,10 +237,11 @@ class Cloud:
         with self.store.transaction():
             self._advance(self._clock())
             candidates = self.store.visible(fs_id=request.file_system_id, name=request.creation_token)
-            found = [fs for fs in candidates if request.matches(fs)]
+            names = self.store.pgroups.names()
+            found = [fs for fs in candidates if request.matches(fs, names)]
             snapping = self.snapshots.snapping()
         page = found[request.offset : request.offset + request.limit]
-        infos = [model.file_system_info(fs, snapping=fs.id in snapping) for fs in page]
+        infos = [model.file_system_info(fs, names.get(fs.pgroup_id), fs.id in snapping) for fs in page]
         return {"FileSystems": infos, "TotalCount": len(found)}
 
     def describe_mount_targets(self, params: Mapping[str, object]) -> Response:
@@ -251,6 +275,23 @@ class Cloud:
         return fs
 
     # admin
+
+    def add_pgroup(self, group_id: str, name: str) -> dict[str, object]:
+        """Create a permission group (``POST /admin/pgroups``); ValueError for a bad id or name."""
+        if not _PGROUP_ID.match(group_id):
+            raise ValueError("PGroupId must be pgroup- and 8 lowercase letters or digits")
+        if not name or len(name.encode()) > MAX_PGROUP_NAME_BYTES:
+            raise ValueError(f"Name must be 1 to {MAX_PGROUP_NAME_BYTES} bytes")
+        with self.store.transaction():
+            created = self.store.pgroups.ensure(PGroup(group_id, name, "", self._clock()))
+            group = self.store.pgroups.get(group_id)
+        assert group is not None
+        return {"PGroupId": group.id, "Name": group.name, "Created": created}
+
+    def admin_pgroups(self) -> dict[str, object]:
+        with self.store.transaction():
+            groups = self.store.pgroups.all()
+        return {"PGroups": [{"PGroupId": g.id, "Name": g.name} for g in groups]}
 
     def admin_snapshot(self) -> dict[str, object]:
         with self.store.transaction():

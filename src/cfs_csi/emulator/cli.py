@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -73,6 +74,20 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _zones(value: str) -> tuple[str, ...]:
+    zones = tuple(z.strip() for z in value.split(",") if z.strip())
+    if not zones:
+        raise argparse.ArgumentTypeError("--zones wants at least one zone")
+    return zones
+
+
+def _pgroup(value: str) -> tuple[str, str]:
+    group_id, _, name = value.partition("=")
+    if not re.fullmatch(r"pgroup-[a-z0-9]{8}", group_id) or len(name.encode()) > 64:
+        raise argparse.ArgumentTypeError(f"--pgroup wants pgroup-xxxxxxxx[=NAME], not {value[:80]!r}")
+    return group_id, name or group_id
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 0), help="HOST:PORT (default 127.0.0.1:0)")
     p.add_argument("--state", type=Path, required=True, help="SQLite file holding the file systems (created)")
@@ -93,6 +108,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-token-ttl", type=_seconds, default=7200.0, help="seconds a ClientToken is remembered")
     p.add_argument(
         "--snapshot-max-bytes", type=int, default=1024**3, help="most content a snapshot copies (default 1 GiB)"
+    )
+    p.add_argument(
+        "--zones", type=_zones, default=None, help="comma-separated zones of the region (default: a built-in table)"
+    )
+    p.add_argument(
+        "--pgroup",
+        type=_pgroup,
+        action="append",
+        default=[],
+        help="a permission group that exists: pgroup-xxxxxxxx[=NAME] (repeatable; pgroupbasic always does)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed the RNG of ids and faults (reproducible runs)")
     faults = p.add_argument_group("injected faults (also settable at run time: PUT /admin/faults)")
@@ -151,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         client_token_ttl=args.client_token_ttl,
         export_root=ExportRoot(args.export_root) if args.export_root else None,
         snapshot_max_bytes=args.snapshot_max_bytes,
+        zones=args.zones,
+        pgroups=tuple(args.pgroup),
     )
     args.state.parent.mkdir(parents=True, exist_ok=True)
     store = Store(args.state)

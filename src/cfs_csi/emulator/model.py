@@ -158,7 +158,9 @@ def create_response(fs: FileSystem) -> dict[str, object]:
 
 
 def file_system_info(fs: FileSystem, pgroup_name: str | None = None, snapping: bool = False) -> dict[str, object]:
-    """``FileSystemInfo`` as ``DescribeCfsFileSystems`` lists it; ``snapping`` while a snapshot is being taken."""
+    """``FileSystemInfo`` as ``DescribeCfsFileSystems`` lists it; ``snapping`` while a snapshot is being taken.
+    ``Version`` follows ``CfsVersion``'s documentation: v1.5 for general types, v4.0 for Turbo and throughput."""
+    turbo_like = fs.storage_type in ("TB", "TP", "THP")
     return {
         "CreationTime": api_time(fs.created_at),
         "CreationToken": fs.name,
@@ -184,6 +186,14 @@ def file_system_info(fs: FileSystem, pgroup_name: str | None = None, snapping: b
         "Tags": _tags(fs),
         "TieringState": "NotAvailable",
         "TieringDetail": {"TieringSizeInBytes": 0, "SecondaryTieringSizeInBytes": 0},
+        "AutoScaleUpRule": {"Status": "close", "ScaleThreshold": 0, "TargetThreshold": 0},
+        "Version": "v4.0" if turbo_like else "v1.5",
+        "ExstraPerformanceInfo": [],
+        "MetaType": "basic" if fs.storage_type in ("TB", "TP") else "",
+        "Scenario": "",
+        "FullDeleteCapacityUsage": 0.0,
+        "FullDeleteMinTtl": 0,
+        "ExpireDeleteTtl": 0,
     }
 
 
@@ -205,6 +215,8 @@ def mount_targets(fs: FileSystem) -> list[dict[str, object]]:
             "SubnetName": "",
             "CcnID": "",
             "CidrBlock": "",
+            "ServerList": [],
+            "ServerListTruncated": False,
         }
     ]
 

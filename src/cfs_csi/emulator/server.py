@@ -142,6 +142,20 @@ class _Handler(BaseHTTPRequestHandler):
             gateway.faults.replace(config)
             log.info("faults replaced: %s", json.dumps(config.to_json(), sort_keys=True))
             self._json(HTTPStatus.OK, config.to_json())
+        elif route == ("GET", "/admin/pgroups"):
+            self._json(HTTPStatus.OK, gateway.cloud.admin_pgroups())
+        elif route == ("POST", "/admin/pgroups"):
+            wanted = self._admin_body()
+            if wanted is None:
+                return
+            try:
+                if not isinstance(wanted, dict):
+                    raise ValueError("the body must be {PGroupId, Name}")
+                group = gateway.cloud.add_pgroup(str(wanted.get("PGroupId", "")), str(wanted.get("Name", "")))
+            except ValueError as exc:
+                self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                return
+            self._json(HTTPStatus.OK, group)
         elif route == ("GET", "/admin/requests"):
             self._json(HTTPStatus.OK, self.server.stats.snapshot())
         elif route == ("DELETE", "/admin/requests"):
@@ -151,6 +165,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no admin route {method} {path}"})
 
     # plumbing
+
+    def _admin_body(self) -> object | None:
+        """The JSON body of an admin call, or None after answering 400/413 for a bad one."""
+        length = self._content_length()
+        if length is None:
+            return None
+        if length > _MAX_ADMIN_BODY:
+            self.close_connection = True
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+            return None
+        try:
+            parsed: object = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"})
+            return None
+        return parsed
 
     def _content_length(self) -> int | None:
         """The declared body length (0 if none), or None after answering 400 for a malformed one."""

@@ -46,7 +46,9 @@ _CREATE_NOT_EMULATED = frozenset(
 _DESCRIBE_PARAMS = frozenset(
     {"FileSystemId", "VpcId", "SubnetId", "Offset", "Limit", "CreationToken", "Filters", "Tags"}
 )
-_FILTER_NAMES = frozenset({"Protocol", "StorageType", "LifeCycleState", "Zone", "IpAddress", "PGroupId"})
+_FILTER_NAMES = frozenset(
+    {"Protocol", "StorageType", "LifeCycleState", "Zone", "IpAddress", "PGroupId", "PGroupName", "Scenario"}
+)
 _ID_PARAMS = frozenset({"FileSystemId"})
 
 
@@ -78,8 +80,8 @@ class DescribeRequest:
     offset: int = 0
     limit: int = DEFAULT_LIMIT
 
-    def matches(self, fs: FileSystem) -> bool:
-        """Whether ``fs`` passes every filter given (deleted ones never do)."""
+    def matches(self, fs: FileSystem, pgroup_names: Mapping[str, str] | None = None) -> bool:
+        """Whether ``fs`` passes every filter given (deleted ones never do); ``pgroup_names``: id -> name."""
         if not fs.visible:
             return False
         exact = (
@@ -97,13 +99,17 @@ class DescribeRequest:
             "Zone": fs.zone,
             "IpAddress": fs.ip or "",
             "PGroupId": fs.pgroup_id,
+            "PGroupName": (pgroup_names or {}).get(fs.pgroup_id, ""),
+            "Scenario": "",
         }
         if any(fields[name] not in values for name, values in self.filters):
             return False
         return set(self.tags) <= set(fs.tags)
 
 
-def parse_create(params: Mapping[str, object], region: str) -> CreateRequest:
+def parse_create(params: Mapping[str, object], region: str, zones: tuple[str, ...] | None = None) -> CreateRequest:
+    """``zones``: the region's zones (None: any ``<region>-<n>``). The permission group's existence is checked
+    by the action (it needs the store); here only its shape."""
     params_mod.check_names(params, _CREATE_EMULATED, _CREATE_NOT_EMULATED)
     zone = params_mod.required(params, "Zone")
     net_interface = params_mod.required(params, "NetInterface")
@@ -116,7 +122,11 @@ def parse_create(params: Mapping[str, object], region: str) -> CreateRequest:
         raise ApiError(errors.INVALID_ZONE, f"{zone!r} is not an availability zone name")
     if match.group(1) != region:
         raise ApiError(errors.ZONE_REGION_MISMATCH, f"zone {zone!r} is not in region {region!r}")
+    if zones is not None and zone not in zones:
+        raise ApiError(errors.INVALID_ZONE, f"region {region} has no zone {zone!r}; it has {', '.join(zones)}")
 
+    # The real service takes the network type in any case ("vpc" is what the vendor's Go driver sends).
+    net_interface = net_interface.upper()
     if net_interface == "BASIC":
         raise ApiError(errors.BASIC_NETWORK_NOT_SUPPORTED, "the basic network is not supported; use VPC")
     if net_interface != "VPC":
