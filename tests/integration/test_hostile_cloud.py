@@ -385,6 +385,8 @@ async def test_local_backend_removes_a_half_created_file_system(mount_root: Path
         async with CsiClient(driver.endpoint) as csi:
             blocker.parent.mkdir(parents=True, exist_ok=True)
             blocker.write_text("not a directory")  # the data directory cannot be made after the record
+            # The socket accepts before the backend is built (node start-up, 430c1d0): one answered call first.
+            await csi.controller.ListVolumes(csi_pb2.ListVolumesRequest())
             before = local_state(driver)
             error = await rpc_error(csi.create_volume("pvc-half", SEED))
             assert error.code() == grpc.StatusCode.INTERNAL

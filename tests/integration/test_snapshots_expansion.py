@@ -152,7 +152,7 @@ async def test_foreign_snapshots_are_neither_deleted_nor_restored(csi: CsiClient
     of_ours = sdk_call(emulator, "CreateCfsSnapshot", {"FileSystemId": volume.volume_id, "SnapshotName": "manual"})
     of_theirs = sdk_call(emulator, "CreateCfsSnapshot", {"FileSystemId": foreign_fs, "SnapshotName": "theirs"})
     before = snapshot_identities(emulator)
-    file_systems = sorted(fs["FileSystemId"] for fs in emulator.file_systems())
+    file_systems = sorted(str(fs["FileSystemId"]) for fs in emulator.file_systems())
     for snapshot_id in (of_ours["SnapshotId"], of_theirs["SnapshotId"]):
         delete = csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot_id)
         assert await code_of(csi.controller.DeleteSnapshot(delete)) == grpc.StatusCode.FAILED_PRECONDITION
@@ -167,7 +167,7 @@ async def test_foreign_snapshots_are_neither_deleted_nor_restored(csi: CsiClient
         assert await code_of(csi.controller.CreateVolume(restore)) == grpc.StatusCode.FAILED_PRECONDITION
     # Nothing changed: the snapshots are as they were, no file system was created.
     assert snapshot_identities(emulator) == before
-    assert sorted(fs["FileSystemId"] for fs in emulator.file_systems()) == file_systems
+    assert sorted(str(fs["FileSystemId"]) for fs in emulator.file_systems()) == file_systems
     # Snapshotting someone else's file system is refused too (a restore would hand over its data).
     request = csi_pb2.CreateSnapshotRequest(name="snap-theirs", source_volume_id=foreign_fs)
     assert await code_of(csi.controller.CreateSnapshot(request)) == grpc.StatusCode.FAILED_PRECONDITION
@@ -182,9 +182,13 @@ async def test_a_restore_failing_half_way_leaks_nothing(csi: CsiClient, emulator
             csi_pb2.CreateSnapshotRequest(name="snap-src", source_volume_id=volume.volume_id)
         )
     ).snapshot
-    file_systems = sorted(fs["FileSystemId"] for fs in emulator.file_systems())
+    file_systems = sorted(str(fs["FileSystemId"]) for fs in emulator.file_systems())
     # The restored file system is created, then the first look at its mount target fails for good.
-    emulator.set_faults(create_delay=0.1, fail_action="DescribeMountTargets", fail_code="UnauthorizedOperation")
+    emulator.admin(
+        "PUT",
+        "faults",
+        {"create_delay": 0.1, "fail_action": "DescribeMountTargets", "fail_code": "UnauthorizedOperation"},
+    )
     source = csi_pb2.VolumeContentSource(
         snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snapshot.snapshot_id)
     )
@@ -198,16 +202,18 @@ async def test_a_restore_failing_half_way_leaks_nothing(csi: CsiClient, emulator
         if code != grpc.StatusCode.ABORTED:
             break
     assert code == grpc.StatusCode.PERMISSION_DENIED
-    emulator.set_faults(fail_action="", fail_code="")
+    emulator.admin("PUT", "faults", {"fail_action": "", "fail_code": ""})
     for _ in range(100):  # the discarded file system may still be deleting
-        if sorted(fs["FileSystemId"] for fs in emulator.file_systems()) == file_systems:
+        if sorted(str(fs["FileSystemId"]) for fs in emulator.file_systems()) == file_systems:
             break
         await asyncio.sleep(0.1)
-    assert sorted(fs["FileSystemId"] for fs in emulator.file_systems()) == file_systems
+    assert sorted(str(fs["FileSystemId"]) for fs in emulator.file_systems()) == file_systems
     # And a snapshot whose first description fails for good is not left behind either.
-    emulator.set_faults(fail_action="DescribeCfsSnapshots", fail_code="UnauthorizedOperation", fail_after=1)
+    emulator.admin(
+        "PUT", "faults", {"fail_action": "DescribeCfsSnapshots", "fail_code": "UnauthorizedOperation", "fail_after": 1}
+    )
     request2 = csi_pb2.CreateSnapshotRequest(name="snap-fails", source_volume_id=volume.volume_id)
     assert await code_of(csi.controller.CreateSnapshot(request2)) == grpc.StatusCode.PERMISSION_DENIED
-    emulator.set_faults(fail_action="", fail_code="", fail_after=0)
+    emulator.admin("PUT", "faults", {"fail_action": "", "fail_code": "", "fail_after": 0})
     ids = sorted(s["SnapshotId"] for s in sdk_call(emulator, "DescribeCfsSnapshots", {})["Snapshots"])
     assert ids == [snapshot.snapshot_id]
