@@ -456,6 +456,13 @@ def test_start_up_drops_records_of_targets_that_are_gone_and_unmounts_nothing(mo
     driver = start_driver(mount_root, "--component", "node", "--mounter", "bind", "--state-dir", str(state),
                           name="reconcile")  # fmt: skip
     try:
+        # The socket is bound before start-up ends; the first answered call comes after the reconcile.
+        with grpc.insecure_channel(driver.endpoint) as channel:
+            channel.unary_unary(
+                "/csi.v1.Node/NodeGetInfo",
+                request_serializer=csi_pb2.NodeGetInfoRequest.SerializeToString,
+                response_deserializer=csi_pb2.NodeGetInfoResponse.FromString,
+            )(csi_pb2.NodeGetInfoRequest(), timeout=30)
         assert records.get(str(gone)) is None
         assert records.get(str(bare)) is not None and records.get(str(mounted)) is not None
         assert mounts_at(mounted) == 1 and mounts_at(foreign) == 1  # nothing unmounted, ours or not

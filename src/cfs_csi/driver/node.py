@@ -55,6 +55,7 @@ from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.heal import Action, Health, existing_mount_action
 from cfs_csi.mount.mounter import Mounter, ladder_budget, unmount
 from cfs_csi.mount.mountinfo import MountTable, MountWatch
+from cfs_csi.mount.mountpoint import is_mount_root, walk_crosses_mount
 from cfs_csi.mount.podpath import OutsidePods, PodPath, pod_path
 from cfs_csi.mount.stats import StatsProbes
 from cfs_csi.mount.targets import (
@@ -62,6 +63,7 @@ from cfs_csi.mount.targets import (
     OpenTarget,
     PodsDir,
     PodsDirMissing,
+    TargetRef,
     check_is_directory,
     fs_is_local,
     in_thread,
@@ -195,14 +197,20 @@ class NodeServicer:
         exclusive = request.volume_capability.access_mode.mode == _SINGLE_WRITER
         keys = (f"volume/{volume_id}", f"target/{target.path}")
         with self._in_flight.hold(*keys, target=target.path), self._open_pods() as pods:
-            table = self._mounts.table()
-            self._check_exclusive(volume_id, target, exclusive, table, pods)
+            self._check_exclusive(volume_id, target, exclusive, pods)
             real = pods.real(target)
-            found = table.at(real) is not None
+            # Without the mount table where the kernel can tell (statx): no component down to the target is a
+            # mount point, so nothing is mounted at the target and the walk stays on the pods directory's own file
+            # system. Otherwise (a mount on the way, or an old kernel) the table decides, as it always did.
+            crosses = walk_crosses_mount(pods.fd, target.parts)
+            table = None if crosses is False else self._mounts.table()
+            found = table is not None and table.at(real) is not None
             if not (found and await self._keep_existing(volume_id, nfs, target, real, pods)):
                 before = self._mounts.table() if found else table
-                inline = self._inline(before, pods, target, include_target=True)
+                inline = self._pods_local if before is None else self._inline(before, pods, target, True)
                 with contextlib.closing(await in_thread_unless(inline, lambda: pods.make_target(target))) as opened:
+                    if is_mount_root(opened.fd):  # a mount appeared there since the check: never stack on it
+                        raise CsiError(StatusCode.ABORTED, f"{target.path} was mounted meanwhile; try again")
                     log.debug("mounting %s at %s with options %s", nfs.source, target.path, ",".join(nfs.options))
                     try:
                         await self._mounter.mount(nfs, opened)
@@ -275,36 +283,58 @@ class NodeServicer:
     def _ladder_time(self) -> float:
         return ladder_budget(self._timeouts.unmount, remaining(math.inf))
 
+    @staticmethod
+    def _mounted_at(ref: TargetRef, real: str, table: MountTable | None) -> bool:
+        """Whether something is mounted at the target: from ``table`` when given, else asked of the kernel for the
+        target's name below its parent's handle (the handle ``umount`` acts through)."""
+        if table is not None:
+            return table.at(real) is not None
+        try:
+            return bool(is_mount_root(ref.parent_fd, ref.name))
+        except FileNotFoundError:
+            return False
+
     def _mounted_check(self, real: str) -> Callable[[], bool]:
         return lambda: self._mounts.table().at(real) is not None
 
-    async def _check_mounted(self, target: OpenTarget, real: str, read_only: bool, before: MountTable) -> None:
-        """The mount must show at the target's path, read-only if asked: roll it back otherwise.
+    async def _check_mounted(self, target: OpenTarget, real: str, read_only: bool, before: MountTable | None) -> None:
+        """The mount must show at the target, read-only if asked: roll it back otherwise.
 
         The mount went onto the target's handle, so this holds unless a mount helper resolved the handle back to a
         path string (``mount.nfs`` may) and a component was swapped in between. Such a mount is refused, not
-        trusted; where it went is logged for the admin (mounts new since ``before``), never unmounted by a path
-        that the same swap could redirect again.
+        trusted; where it went is logged for the admin (mounts new since ``before``, or since the table was last
+        read), never unmounted by a path that the same swap could redirect again.
+
+        Where the kernel can tell (statx), the target's name below its parent's handle must be a mount point; a
+        read-write mount needs no more (no table read), a read-only one is checked in the table for ``ro``. (A
+        mount asked read-write that came out read-only is therefore not refused there: it takes rights away only.)
         """
+        try:
+            at_target = is_mount_root(target.parent_fd, target.name)
+        except FileNotFoundError:
+            at_target = False
+        if at_target and not read_only:
+            return
+        previous = before or self._mounts.last()  # taken before the read below replaces it
         after = self._mounts.table()
-        entry = after.at(real)
+        entry = after.at(real) if at_target is not False else None
         if entry is not None and entry.read_only == read_only:
             return
         if entry is not None:
             await unmount(target, self._ladder_time(), self._mounted_check(real))
-        known = {old.mount_id for old in before.entries}
-        elsewhere = [new.mount_point for new in after.entries if new.mount_id not in known and new is not entry]
+        known = {(old.mount_id, old.mount_point) for old in previous.entries}
+        elsewhere = [new.mount_point for new in after.entries if (new.mount_id, new.mount_point) not in known]
+        elsewhere = [point for point in elsewhere if entry is None or point != entry.mount_point]
         log.error("the mount for %s did not show there as asked (%s); new mounts elsewhere: %s", target.path,
                   entry, elsewhere)  # fmt: skip
         raise CsiError(StatusCode.INTERNAL, f"the mount did not show at {target.path} as asked; rolled back")
 
-    def _check_exclusive(
-        self, volume_id: str, target: PodPath, exclusive: bool, table: MountTable, pods: OpenPods
-    ) -> None:
+    def _check_exclusive(self, volume_id: str, target: PodPath, exclusive: bool, pods: OpenPods) -> None:
         """SINGLE_NODE_SINGLE_WRITER: refuse a second target while another still holds the volume."""
         for other in self._published.of_volume(volume_id):
             if other.target_path == target.path or not (exclusive or other.exclusive):
                 continue
+            table = self._mounts.table()
             try:
                 other_real = pods.real(pod_path(self._pods.path, other.target_path))
             except InvalidArgument:
@@ -326,8 +356,11 @@ class NodeServicer:
             if publication is not None and publication.volume_id != volume_id:
                 raise not_found(f"{target.path} holds volume {publication.volume_id}, not {volume_id}; left as is")
             real = pods.real(target)
-            table = self._mounts.table()
-            inline = self._inline(table, pods, target, include_target=False)  # the target itself is not entered
+            # As in publish: the table only where the kernel cannot tell, or a mount is on the way to the parent.
+            crosses = walk_crosses_mount(pods.fd, target.parent)
+            table = None if crosses is False else self._mounts.table()
+            # The target itself is not entered.
+            inline = self._pods_local if table is None else self._inline(table, pods, target, include_target=False)
             ref = await in_thread_unless(inline, lambda: pods.open_parent(target))
             if ref is None:  # a component is missing: nothing there, already unpublished
                 self._published.forget(target.path)
@@ -338,7 +371,7 @@ class NodeServicer:
                 end = time.monotonic() + self._ladder_time()  # all stacked mounts together
                 for step in range(_MAX_STACKED):
                     # After the first unmount, only when rmdir said EBUSY: another mount is stacked underneath.
-                    if (table if step == 0 else self._mounts.table()).at(real) is None:
+                    if not self._mounted_at(ref, real, table if step == 0 else self._mounts.table()):
                         break
                     await unmount(ref, end - time.monotonic(), self._mounted_check(real))
                     unmounted = True

@@ -166,6 +166,12 @@ class MountWatch:
                 self.reads += 1
             return self._table
 
+    def last(self) -> MountTable:
+        """The table as last read (read now if never), changed or not since: for diagnostics only."""
+        with self._lock:
+            table = self._table
+        return table if table is not None else self.table()
+
     def _read(self) -> str:
         os.lseek(self._fd, 0, os.SEEK_SET)
         chunks = []
