@@ -10,7 +10,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cfs_csi.cloud.base import FileStorage
-from cfs_csi.cloud.local import LocalFileStorage
 from cfs_csi.cloud.ownership import VENDOR_FLAG
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,8 @@ def split_endpoint(url: str) -> tuple[str, str]:
 
 def make_backend(options: BackendOptions) -> FileStorage:
     if options.name == "local":
+        from cfs_csi.cloud.local import LocalFileStorage  # here: a tencent controller never loads it
+
         return LocalFileStorage(options.state_dir, host=options.local_host)
     if options.name == "tencent":
         return _tencent(options)
