@@ -37,6 +37,36 @@ class ProvisionerTemplate:
     #: ``(host, port)`` of the API server for the pod's client, where the ``kubernetes`` Service's address is
     #: routed by nothing (no kube-proxy); ``None`` leaves the address the kubelet injects.
     api_server: tuple[str, str] | None = None
+    #: The cloud flags the provisioner runs with (:func:`provisioner_cloud_args`), so that it sets directory
+    #: quotas on the operator's cloud; empty: none (its claims get no quota, with a Warning event).
+    cloud_args: tuple[str, ...] = ()
+    #: The Secret with the cloud keys (the operator's own), mounted at :data:`CREDENTIALS_MOUNT`; "" for none.
+    credentials_secret: str = ""
+
+
+#: Where the provisioner pod has the cloud keys' Secret (as the chart mounts it in the controller pod).
+CREDENTIALS_MOUNT = "/etc/cfs-csi/credentials"
+
+#: Flags of :func:`cfs_csi.cloud.factory.add_backend_arguments` passed on when the operator has them set, by
+#: option name: the tencent backend's (the local backend's file systems are in the operator's own state
+#: directory, which a provisioner pod cannot see, so it gets none).
+_PASSED_ON = ("cfs_endpoint", "region", "zone", "cluster_id", "metadata_url", "cloud_timeout")
+
+
+def provisioner_cloud_args(options: Mapping[str, Any], credentials_secret: str = "") -> tuple[str, ...]:
+    """The provisioner's cloud flags, from the operator's own (``vars(args)``): the same cloud, region, cluster
+    id and endpoint; the keys from the Secret mounted at :data:`CREDENTIALS_MOUNT` when there is one (else from
+    the pod's environment or the CVM role, as the backend resolves them)."""
+    if options.get("backend") != "tencent":
+        return ()
+    flags = ["--backend=tencent"]
+    for name in _PASSED_ON:
+        value = options.get(name)
+        if value not in (None, ""):
+            flags.append(f"--{name.replace('_', '-')}={value}")
+    if credentials_secret:
+        flags.append(f"--credentials-dir={CREDENTIALS_MOUNT}")
+    return tuple(flags)
 
 
 @dataclass(frozen=True)
@@ -99,27 +129,34 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
         {"name": "NFS_FSID", "value": fs.fsid},
         {"name": "NFS_VERS", "value": str(spec.get("vers") or "3")},
         {"name": "SHARE_MOUNT_PATH", "value": SHARE_MOUNT},
+        *([{"name": "CFS_ID", "value": fs.cloud_id}] if fs.cloud_id else []),  # what directory quotas are set on
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     if template.api_server is not None:
         host, port = template.api_server
         env += [{"name": "KUBERNETES_SERVICE_HOST", "value": host}, {"name": "KUBERNETES_SERVICE_PORT", "value": port}]
+    mounts: list[dict[str, Any]] = [{"name": "cfs-share", "mountPath": SHARE_MOUNT}]
+    volumes: list[dict[str, Any]] = [{"name": "cfs-share", "persistentVolumeClaim": {"claimName": share}}]
+    if template.credentials_secret:
+        mounts.append({"name": "cloud-credentials", "mountPath": CREDENTIALS_MOUNT, "readOnly": True})
+        volumes.append({"name": "cloud-credentials",
+                        "secret": {"secretName": template.credentials_secret, "defaultMode": 0o440}})  # fmt: skip
     pod_spec: dict[str, Any] = {
         "serviceAccountName": template.service_account,
         "containers": [{
             "name": "subdir-provisioner",
             "image": template.image,
             "imagePullPolicy": template.image_pull_policy,
-            "command": ["cfs-csi", "subdir-provisioner", "--leader-elect"],
+            "command": ["cfs-csi", "subdir-provisioner", "--leader-elect", *template.cloud_args],
             "env": env,
-            "volumeMounts": [{"name": "cfs-share", "mountPath": SHARE_MOUNT}],
+            "volumeMounts": mounts,
             "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
             # Root: it creates, renames and removes directories in the share's root, which root owns; the
             # image's default user is unprivileged.
             "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": False},
         }],
-        "volumes": [{"name": "cfs-share", "persistentVolumeClaim": {"claimName": share}}],
+        "volumes": volumes,
     }  # fmt: skip
     if template.host_network:  # only then: the spec (and its hash) of every other install stays as it was
         pod_spec |= {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"}
