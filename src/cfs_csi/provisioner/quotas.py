@@ -25,7 +25,6 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from cfs_csi.cloud.errors import ErrorKind
 from cfs_csi.volume.errors import InvalidArgument
@@ -68,24 +67,30 @@ _SUFFIX = {
 def quantity_bytes(text: str) -> int:
     """A Kubernetes quantity (``20Gi``, ``1.5G``, ``500M``, ``1e9``, ``1500m``) in whole bytes, rounded up.
 
-    InvalidArgument for anything else (the API server validates claims, so this is a last defence)."""
+    InvalidArgument for anything else (the API server validates claims, so this is a last defence). Integer
+    arithmetic only: exact, and no ``decimal`` module in a process that stays small.
+    """
     match = _QUANTITY.match(text.strip())
     if not match:
         raise InvalidArgument(f"storage request {text[:64]!r} is not a quantity")
     number, suffix = match.groups()
-    try:
-        value = Decimal(number)
-    except InvalidOperation:
-        raise InvalidArgument(f"storage request {text[:64]!r} is not a quantity") from None
+    whole, _, fraction = number.lstrip("+").partition(".")
+    numerator: int = int(whole + fraction or "0")
+    denominator: int = 10 ** len(fraction)
     if re.fullmatch(r"[eE][+-]?[0-9]+", suffix):
-        scaled = value.scaleb(int(suffix[1:]))
+        exponent = int(suffix[1:])
+        scale: int = 10 ** abs(exponent)
+        if exponent >= 0:
+            numerator *= scale
+        else:
+            denominator *= scale
     elif suffix == "m":
-        scaled = value / 1000
+        denominator *= 1000
     elif suffix in _SUFFIX:
-        scaled = value * _SUFFIX[suffix]
+        numerator *= _SUFFIX[suffix]
     else:
         raise InvalidArgument(f"storage request {text[:64]!r} has an unknown suffix {suffix!r}")
-    return int(scaled.to_integral_value(rounding=ROUND_CEILING))
+    return -(-numerator // denominator)
 
 
 def claim_bytes(claim: Mapping[str, object]) -> int:
