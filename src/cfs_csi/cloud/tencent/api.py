@@ -16,6 +16,7 @@ Where an HTTP proxy from the environment applies to the endpoint, :func:`make_ap
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -72,7 +73,30 @@ def signed_headers(
     action: str, host: str, region: str, body: bytes, credential: SdkCredential, timestamp: int
 ) -> list[tuple[str, str]]:
     """Every header of the request but ``Host`` and ``Content-Length`` (the transport adds those)."""
-    secret_id, secret_key, token = credential.get_credential_info()
+    return _headers(action, host, region, body, credential.get_credential_info(), timestamp)
+
+
+async def current_keys(credential: SdkCredential) -> tuple[str, str, str | None]:
+    """The credential's keys without blocking the event loop.
+
+    A CVM instance role renews its temporary keys from the metadata service (up to three tries of 1 s each, with
+    backoff): on the event loop that renewal would stall every call the controller is serving. When one is due
+    (its ``cached()`` answers ``None``) it runs in a worker thread; otherwise the keys are read in place, as are
+    those of static and file credentials (two small reads of a mounted Secret).
+    """
+    cached = getattr(credential, "cached", None)
+    if cached is None:
+        return credential.get_credential_info()
+    keys: tuple[str, str, str | None] | None = cached()
+    if keys is not None:
+        return keys
+    return await asyncio.to_thread(credential.get_credential_info)
+
+
+def _headers(
+    action: str, host: str, region: str, body: bytes, keys: tuple[str, str, str | None], timestamp: int
+) -> list[tuple[str, str]]:
+    secret_id, secret_key, token = keys
     date, signed = signature(secret_key, host, body, timestamp)
     headers = [
         ("Content-Type", CONTENT_TYPE),
@@ -124,7 +148,8 @@ class CfsApi:
 
     async def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
         body = json.dumps(params).encode()
-        headers = signed_headers(action, self._endpoint, self._region, body, self._credential, int(self._clock.time()))
+        keys = await current_keys(self._credential)
+        headers = _headers(action, self._endpoint, self._region, body, keys, int(self._clock.time()))
         debug = log.isEnabledFor(logging.DEBUG)
         if debug:  # as the SDK logged it; logsetup redacts the Authorization and X-TC-Token values
             lines = "\n".join(f"{name}: {value}" for name, value in [("Host", self._endpoint), *headers])

@@ -217,6 +217,14 @@ class InstanceRoleCredential(_SdkAttributes):
     def __repr__(self) -> str:
         return f"InstanceRoleCredential(role={self.role!r})"
 
+    def cached(self) -> tuple[str, str, str | None] | None:
+        """The current keys if no renewal is due, without waiting for anything (no lock, no metadata service);
+        ``None``: call :meth:`get_credential_info`, which may ask the metadata service, off the event loop."""
+        keys = self._keys
+        if keys is None or keys.expires - self._clock() <= ROLE_REFRESH_MARGIN:
+            return None
+        return keys.secret_id, keys.secret_key, keys.token
+
     def get_credential_info(self) -> tuple[str, str, str | None]:
         with self._lock:
             keys = self._keys
