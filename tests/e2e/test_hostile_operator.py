@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from cfs_csi.operator.main import wait_for_tcfs_api
 from tests.conftest import cloud_create
 from tests.e2e.conftest import GROUP, NAMESPACE, PLURAL, VERSION, Kube, Operator, wait_for
 from tests.e2e.test_operator import claim, delete_class, deployment, mount_target, share_class, tcfs
@@ -73,10 +72,22 @@ def ready_condition(kube: Kube, name: str) -> dict[str, Any]:
     return next((c for c in conditions if c.get("type") == "Ready"), {})
 
 
-def handled_configuration(kube: Kube, name: str) -> str:
-    """What kopf last handled of Tcfs ``name`` (written after each handler run)."""
-    annotations = ((tcfs(kube, name) or {}).get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get("cfs-csi.tencent.com/last-handled-configuration", ""))
+def change_spec(kube: Kube, name: str) -> int:
+    """Change a field of Tcfs ``name`` that nothing acts on (a new generation: reconciled at once); the generation."""
+    found = tcfs(kube, name) or {}
+    policy = "Delete" if found["spec"].get("reclaimpolicy") == "Retain" else "Retain"
+    patch = {"spec": {"reclaimpolicy": policy}}
+    changed = kube.custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, patch)
+    return int(changed["metadata"]["generation"])
+
+
+def observed(kube: Kube, name: str, generation: int) -> bool:
+    """Whether the operator has reconciled generation ``generation`` of Tcfs ``name`` (its status says so)."""
+    return bool(((tcfs(kube, name) or {}).get("status") or {}).get("observedGeneration") == generation)
+
+
+def warnings_of(kube: Kube, name: str, reason: str, namespace: str = NAMESPACE) -> list[Any]:
+    return [e for e in kube.events_for(namespace, name) if e.reason == reason and e.type == "Warning"]
 
 
 def read_or_none(read: Any, *args: str) -> Any:
@@ -91,7 +102,17 @@ def read_or_none(read: Any, *args: str) -> Any:
 @pytest.fixture
 def served(kube: Kube, operator: Operator) -> Operator:
     """The operator, once the Tcfs API it installs is served (these tests create Tcfs objects themselves)."""
-    wait_for_tcfs_api(kube.api)
+
+    def listed() -> bool:
+        try:
+            kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    wait_for("the Tcfs API served", listed, timeout=60, interval=0.2)
     return operator
 
 
@@ -142,12 +163,16 @@ def test_a_deployment_the_tcfs_names_but_does_not_own_is_left_alone(kube: Kube, 
         assert fingerprint(kube, kube.core.read_namespaced_persistent_volume_claim("decoy", NAMESPACE)) == (
             fingerprint(kube, decoy_pvc)
         )
-        # Another reconcile with nothing changed repeats no warning: one per change of the condition. kopf records
-        # the labels it handled in an annotation once the handler has returned (its events already queued).
-        touch = {"metadata": {"labels": {"touched": "yes"}}}
-        kube.custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "cfs-v", touch)
-        wait_for("the label change handled", lambda: '"touched"' in handled_configuration(kube, "cfs-v"), timeout=60)
-        assert [e.reason for e in kube.events_for(NAMESPACE, "cfs-v")].count("DeploymentNotOwned") == 1
+        # Reported by the operator under its own name (not kopf's).
+        [event] = warnings_of(kube, "cfs-v", "DeploymentNotOwned")
+        assert event.source.component == "cfs-csi-operator" and event.involved_object.kind == "Tcfs"
+        # More reconciles with nothing changed repeat no warning: one per change of the condition. The status
+        # records the generation reconciled; a warning of the first reconcile is posted before the second ends.
+        for _ in range(2):
+            generation = change_spec(kube, "cfs-v")
+            wait_for("the spec change reconciled", lambda g=generation: observed(kube, "cfs-v", g), timeout=60)
+        [again] = warnings_of(kube, "cfs-v", "DeploymentNotOwned")
+        assert (again.metadata.uid, again.count) == (event.metadata.uid, 1)
         assert fingerprint(kube, kube.apps.read_namespaced_deployment(victim, NAMESPACE)) == before
     finally:
         kube.core.delete_namespaced_persistent_volume_claim("decoy", NAMESPACE)
@@ -178,6 +203,17 @@ def test_a_missing_file_system_does_not_delete_a_deployment_that_is_not_ours(
     assert "cfs-deadbeef" in condition["message"] and f"Deployment {NAMESPACE}/{victim}" in condition["message"]
     assert fingerprint(kube, kube.apps.read_namespaced_deployment(victim, NAMESPACE)) == before
     assert operator.emulator.file_systems() == []  # and no replacement was created
+
+    # Each reconcile says so again; the repeats are counted on the one Event, not posted as new ones.
+    generation = change_spec(kube, "cfs-gone")
+    wait_for("the spec change reconciled", lambda: observed(kube, "cfs-gone", generation), timeout=60)
+    repeated = wait_for("the FileSystemMissing warning counted again",
+                        lambda: [e for e in warnings_of(kube, "cfs-gone", "FileSystemMissing") if e.count >= 2],
+                        timeout=30)  # fmt: skip
+    assert len(repeated) == 1 and len(warnings_of(kube, "cfs-gone", "FileSystemMissing")) == 1
+    assert repeated[0].source.component == "cfs-csi-operator"
+    assert fingerprint(kube, kube.apps.read_namespaced_deployment(victim, NAMESPACE)) == before
+    assert operator.emulator.file_systems() == []
 
 
 @pytest.mark.parametrize("kind", ["PersistentVolume", "PersistentVolumeClaim"])

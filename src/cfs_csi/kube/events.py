@@ -3,12 +3,18 @@
 Events are for people: posting one is never allowed to fail or delay what it reports. :class:`EventPoster`
 posts in the background and only logs a failure. Messages pass through :func:`cfs_csi.logsetup.redact` (they
 become readable to everyone who can read events) and are cut to the API's 1024 characters.
+
+With ``aggregate``, an event repeated about the same object (same type, reason and message) is not posted
+again: the first one's ``count`` and ``lastTimestamp`` are patched, as Kubernetes' own components do
+(``kubectl describe`` shows "x5 over 10m"), so a condition that lasts stays visible (the API server drops an
+Event an hour after its last update) without a new object per retry or resync. It takes ``patch`` on events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,10 +55,23 @@ def event_body(involved: dict[str, Any], kind: str, reason: str, message: str, c
     }
 
 
+#: What makes two events "the same" for aggregation: the object (by uid), the type, the reason and the message.
+Key = tuple[str, str, str, str, str]
+
+
+def event_key(body: dict[str, Any]) -> Key:
+    involved = body["involvedObject"]
+    identity = involved.get("uid") or f"{involved.get('kind')}/{involved.get('namespace')}/{involved.get('name')}"
+    return (str(identity), body["metadata"]["namespace"], body["type"], body["reason"], body["message"])
+
+
 class EventPoster:
-    def __init__(self, client: Client, component: str) -> None:
+    def __init__(self, client: Client, component: str, aggregate: bool = False, remember: int = 1024) -> None:
         self.client, self.component = client, component
+        self.aggregate, self.remember = aggregate, remember
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Aggregated events posted so far, oldest first: key -> (the Event's name, its count).
+        self._posted: OrderedDict[Key, tuple[str, int]] = OrderedDict()
 
     def post(self, involved: dict[str, Any], kind: str, reason: str, message: str, warning: bool = False) -> None:
         body = event_body(involved, kind, reason, message, self.component, datetime.now(UTC), warning)
@@ -62,10 +81,36 @@ class EventPoster:
 
     async def _send(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]
+        key = event_key(body) if self.aggregate else None
         try:
-            await self.client.create(f"/api/v1/namespaces/{namespace}/events", body)
+            if key is not None and await self._repeat(key, body):
+                return
+            created = await self.client.create(f"/api/v1/namespaces/{namespace}/events", body)
         except ApiError as exc:
             log.warning("could not post event %s about %s: %s", body["reason"], body["involvedObject"]["name"], exc)
+            return
+        if key is not None:
+            self._posted[key] = (str((created or {}).get("metadata", {}).get("name", "")), 1)
+            while len(self._posted) > self.remember:
+                self._posted.popitem(last=False)
+
+    async def _repeat(self, key: Key, body: dict[str, Any]) -> bool:
+        """Count ``body`` on the event already posted for ``key``; False if there is none (any more)."""
+        found = self._posted.get(key)
+        if found is None or not found[0]:
+            return False
+        name, count = found
+        patch = {"count": count + 1, "lastTimestamp": body["lastTimestamp"]}
+        try:
+            await self.client.patch(f"/api/v1/namespaces/{key[1]}/events/{name}", patch)
+        except ApiError as exc:
+            if exc.status != 404:  # 404: expired (an hour after its last update), so a new one is posted
+                raise
+            del self._posted[key]
+            return False
+        self._posted[key] = (name, count + 1)
+        self._posted.move_to_end(key)
+        return True
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait (a little) for events still being posted, at shutdown."""

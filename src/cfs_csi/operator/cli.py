@@ -1,4 +1,4 @@
-"""The ``cfs-csi operator`` command line (kept free of kopf and the Kubernetes client until it runs)."""
+"""The ``cfs-csi operator`` command line (cheap to import: the operator's modules load only when it runs)."""
 
 from __future__ import annotations
 

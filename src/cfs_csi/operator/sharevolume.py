@@ -12,17 +12,12 @@ the caller keeps the provisioner Deployment away from it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-
-from cfs_csi.kube.objects import create_unless_exists, read_or_none
-from cfs_csi.operator.context import OperatorContext
+from cfs_csi.kube.rest import ApiError
+from cfs_csi.operator.context import VOLUMES, OperatorContext, at
 from cfs_csi.operator.desired import (
     SHARE_VOLUME_NOT_OWNED,
     Conflict,
@@ -45,6 +40,17 @@ class ShareVolume:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
+async def _create_unless_exists(context: OperatorContext, collection: str, body: dict[str, Any]) -> bool:
+    """True if this call created ``body``; False when an object of its name exists (409)."""
+    try:
+        await context.client.create(collection, body)
+    except ApiError as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
 async def ensure_share_volume(context: OperatorContext, tcfs: dict[str, Any], fs: SharedFileSystem) -> ShareVolume:
     """Create what is missing of the share's PV and PVC, once both names are proven free or ours.
 
@@ -53,19 +59,19 @@ async def ensure_share_volume(context: OperatorContext, tcfs: dict[str, Any], fs
     name it by uid too (``claimRef.uid``): then it binds to that very object and to nothing else.
     """
     owner = share_owner(tcfs)
-    core = k8s.CoreV1Api(context.api)
+    client = context.client
     name, namespace = share_volume_name(str(tcfs["metadata"]["name"]), fs), context.namespace
     pv_what, pvc_what = f"PersistentVolume {name}", f"PersistentVolumeClaim {namespace}/{name}"
     result = ShareVolume()
 
     async def read_claim() -> Any:
-        return await read_or_none(core.read_namespaced_persistent_volume_claim, name, namespace)
+        return await client.get_or_none(at(context.claims_path, name))
 
     async def read_volume() -> Any:
-        return await read_or_none(core.read_persistent_volume, name)
+        return await client.get_or_none(at(VOLUMES, name))
 
     def check(what: str, found: Any, by_annotation: bool) -> None:
-        metadata = context.api.sanitize_for_serialization(found.metadata) if found is not None else None
+        metadata = found.get("metadata") if found is not None else None
         problem = conflict(SHARE_VOLUME_NOT_OWNED, what, metadata, owner, by_annotation=by_annotation)
         if problem is not None:
             result.conflicts.append(problem)
@@ -78,8 +84,7 @@ async def ensure_share_volume(context: OperatorContext, tcfs: dict[str, Any], fs
         return result
     if claim is None:
         _, pvc = desired_share_volume(tcfs, fs)
-        create_claim = core.create_namespaced_persistent_volume_claim
-        if await create_unless_exists(create_claim, namespace, pvc):
+        if await _create_unless_exists(context, context.claims_path, pvc):
             result.created.append(pvc_what)
         claim = await read_claim()  # for its uid; and if someone else's was created in between, it shows here
         if claim is None:
@@ -88,8 +93,8 @@ async def ensure_share_volume(context: OperatorContext, tcfs: dict[str, Any], fs
         if result.conflicts:
             return result
     if volume is None:
-        pv, _ = desired_share_volume(tcfs, fs, claim_uid=str(claim.metadata.uid))
-        if await create_unless_exists(core.create_persistent_volume, pv):
+        pv, _ = desired_share_volume(tcfs, fs, claim_uid=str(claim["metadata"]["uid"]))
+        if await _create_unless_exists(context, VOLUMES, pv):
             result.created.append(pv_what)
         else:
             check(pv_what, await read_volume(), True)
@@ -104,33 +109,20 @@ async def _remove_others(context: OperatorContext, owner: Owner, keep: str) -> N
     The label selector only finds candidates (anyone can set a label); each one is deleted only if it proves it
     is this Tcfs's, and only if it is still the object that proved it (uid precondition).
     """
-    core, namespace = k8s.CoreV1Api(context.api), context.namespace
-    selector = ",".join(f"{key}={value}" for key, value in owner.labels.items())
-    claims = await asyncio.to_thread(core.list_namespaced_persistent_volume_claim, namespace, label_selector=selector)
-    volumes = await asyncio.to_thread(core.list_persistent_volume, label_selector=selector)
-
-    def delete_claim(name: str, options: k8s.V1DeleteOptions) -> object:
-        return core.delete_namespaced_persistent_volume_claim(name, namespace, body=options)
-
-    def delete_volume(name: str, options: k8s.V1DeleteOptions) -> object:
-        return core.delete_persistent_volume(name, body=options)
-
-    for kind, items, delete, by_annotation in (
-        ("PersistentVolumeClaim", claims.items, delete_claim, False),
-        ("PersistentVolume", volumes.items, delete_volume, True),
+    selector = {"labelSelector": ",".join(f"{key}={value}" for key, value in owner.labels.items())}
+    for kind, collection, by_annotation in (
+        ("PersistentVolumeClaim", context.claims_path, False),
+        ("PersistentVolume", VOLUMES, True),
     ):
-        for item in items:
-            if item.metadata and item.metadata.name and item.metadata.name != keep:
-                metadata = context.api.sanitize_for_serialization(item.metadata)
-                await _delete_if_ours(owner, kind, metadata, delete, by_annotation)
+        listed = await context.client.list(collection, params=selector)
+        for item in listed["items"]:
+            metadata = item.get("metadata") or {}
+            if metadata.get("name") and metadata["name"] != keep:
+                await _delete_if_ours(context, owner, kind, collection, metadata, by_annotation)
 
 
 async def _delete_if_ours(
-    owner: Owner,
-    kind: str,
-    metadata: dict[str, Any],
-    delete: Callable[[str, k8s.V1DeleteOptions], object],
-    by_annotation: bool,
+    context: OperatorContext, owner: Owner, kind: str, collection: str, metadata: dict[str, Any], by_annotation: bool
 ) -> None:
     name = metadata["name"]
     why = not_ours(metadata, owner, by_annotation=by_annotation)
@@ -138,9 +130,9 @@ async def _delete_if_ours(
         log.warning("Tcfs %s: leaving %s %s alone although it has our label: %s", owner.name, kind, name, why)
         return
     log.info("Tcfs %s: deleting %s %s of a previous file system", owner.name, kind, name)
-    options = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=metadata.get("uid")))
+    options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": metadata.get("uid")}}
     try:
-        await asyncio.to_thread(delete, name, options)
-    except ApiException as exc:
+        await context.client.delete(at(collection, name), options)
+    except ApiError as exc:
         if exc.status not in (404, 409):  # gone, or replaced by another object since it was listed
             raise

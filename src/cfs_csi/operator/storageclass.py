@@ -3,87 +3,59 @@
 Driven by PVC events (not by StorageClass events) as in the vendor's add-on: a shared class costs nothing
 until a claim uses it. Deleting the class deletes the Tcfs through its owner reference (garbage collection),
 so no finalizer ever blocks a StorageClass deletion.
+
+The decision (:func:`tcfs_for_claim`) is pure and reads the informers' caches; only a missing Tcfs costs an
+API call (kopf's handler read the class and tried to create the Tcfs on every event of every such claim).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import kopf
-from kubernetes import client as k8s
-
-from cfs_csi.kube.objects import create_unless_exists, read_or_none
+from cfs_csi.kube.rest import ApiError
 from cfs_csi.operator.context import OperatorContext
 from cfs_csi.operator.desired import tcfs_object
-from cfs_csi.operator.shared import (
-    TCFS_GROUP,
-    TCFS_PLURAL,
-    TCFS_VERSION,
-    ClassKind,
-    class_kind,
-    parse_shared_class,
-    unserved_message,
-)
+from cfs_csi.operator.shared import ClassKind, class_kind, parse_shared_class, unserved_message
 from cfs_csi.volume.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
 
-@kopf.on.event("", "v1", "persistentvolumeclaims")
-async def claim_seen(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    context: OperatorContext = memo["context"]
-    if body.get("status", {}).get("phase") == "Bound":
-        return
-    class_name = (body.get("spec") or {}).get("storageClassName")
-    if not class_name:
-        return
-    storage_class = await _storage_class(context, class_name)
-    if storage_class is None:
-        return
-    try:
-        kind = class_kind(storage_class)
-        if kind is ClassKind.PROVISIONER_ONLY and not await _served(context, str(storage_class["provisioner"])):
-            raise InvalidArgument(unserved_message(storage_class))
-        if kind is not ClassKind.SHARED:
-            return
-        shared = parse_shared_class(storage_class)
-    except InvalidArgument as exc:
-        kopf.warn(body, reason="InvalidSharedStorageClass", message=str(exc))
-        return
-    created = await _ensure_tcfs(context, tcfs_object(shared, context.namespace))
-    if created:
-        kopf.info(
-            body,
-            reason="TcfsCreated",
-            message=f"created Tcfs {context.namespace}/{shared.name} for shared StorageClass {shared.name}",
-        )
+def served_provisioners(tcfs: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The provisioner names the Tcfs objects run (a hand-made Tcfs can serve a class without subdir-share)."""
+    return {str((t.get("spec") or {}).get("provisionername") or "") for t in tcfs} - {""}
 
 
-async def _storage_class(context: OperatorContext, name: str) -> dict[str, Any] | None:
-    found = await read_or_none(k8s.StorageV1Api(context.api).read_storage_class, name)
-    if found is None:
+def tcfs_for_claim(
+    claim: Mapping[str, Any], storage_class: Mapping[str, Any], served: set[str], namespace: str
+) -> dict[str, Any] | None:
+    """The Tcfs that ``claim``'s class needs, or ``None`` when it needs none (bound, not shared mode's).
+
+    :class:`InvalidArgument` says what is wrong with a class that is shared mode's, for a warning on the claim.
+    """
+    if (claim.get("status") or {}).get("phase") == "Bound":
         return None
-    result: dict[str, Any] = context.api.sanitize_for_serialization(found)
-    return result
+    kind = class_kind(storage_class)
+    if kind is ClassKind.PROVISIONER_ONLY and str(storage_class.get("provisioner")) not in served:
+        raise InvalidArgument(unserved_message(storage_class))
+    if kind is not ClassKind.SHARED:
+        return None
+    return tcfs_object(parse_shared_class(storage_class), namespace)
 
 
-async def _served(context: OperatorContext, provisioner: str) -> bool:
-    """Whether a Tcfs (one made by hand: ours are only made for shared classes) runs ``provisioner``."""
-    api = k8s.CustomObjectsApi(context.api)
-    listed = await asyncio.to_thread(
-        api.list_namespaced_custom_object, TCFS_GROUP, TCFS_VERSION, context.namespace, TCFS_PLURAL
-    )
-    found: dict[str, Any] = listed  # type: ignore[assignment]  # the client types custom objects as object
-    return any((item.get("spec") or {}).get("provisionername") == provisioner for item in found.get("items") or [])
-
-
-async def _ensure_tcfs(context: OperatorContext, tcfs: dict[str, Any]) -> bool:
-    """Create the Tcfs unless it exists; True if this call created it."""
-    api = k8s.CustomObjectsApi(context.api)
-    create = api.create_namespaced_custom_object
-    if not await create_unless_exists(create, TCFS_GROUP, TCFS_VERSION, context.namespace, TCFS_PLURAL, tcfs):
-        return False
-    log.info("created Tcfs %s/%s", context.namespace, tcfs["metadata"]["name"])
+async def ensure_tcfs(context: OperatorContext, claim: dict[str, Any], tcfs: dict[str, Any]) -> bool:
+    """Create the Tcfs unless it exists; True if this call created it (and told the claim so)."""
+    name = tcfs["metadata"]["name"]
+    try:
+        created = await context.client.create(context.tcfs_path, tcfs)
+    except ApiError as exc:
+        if exc.status == 409:
+            return False
+        raise
+    context.tcfs.setdefault(name, created)  # before the watch shows it: the next claim of the class needs nothing
+    log.info("created Tcfs %s/%s", context.namespace, name)
+    context.post(claim, "PersistentVolumeClaim", "TcfsCreated",
+                 f"created Tcfs {context.namespace}/{name} for shared StorageClass {name}")  # fmt: skip
     return True

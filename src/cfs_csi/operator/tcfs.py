@@ -12,25 +12,21 @@ Deployment's name comes from ``spec.provisionername``, which may name anything. 
 not ours is left alone; the Tcfs turns Ready=False with the reason ``DeploymentNotOwned`` or
 ``ShareVolumeNotOwned`` and gets one Warning event each time that condition changes (not on every resync).
 
-A file system still being created, or a cloud that does not answer, is a temporary error: kopf retries this
-object later while every other Tcfs goes on being handled. Nothing is ever deleted because the cloud failed.
+A file system still being created, or a cloud that does not answer, is a temporary error (:class:`Retry`): this
+object is reconciled again later, with a growing delay, while every other Tcfs goes on being handled. Nothing is
+ever deleted because the cloud failed. When and how often a Tcfs is reconciled is :mod:`.handlers`'s business.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 from typing import Any
 
-import kopf
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-
 from cfs_csi.cloud.base import FileSystemSpec
 from cfs_csi.cloud.errors import CloudError, ErrorKind
-from cfs_csi.kube.objects import read_or_none
-from cfs_csi.operator.context import OperatorContext
+from cfs_csi.kube.rest import ApiError
+from cfs_csi.operator.context import OperatorContext, at
 from cfs_csi.operator.desired import (
     DEPLOYMENT_NOT_OWNED,
     Action,
@@ -43,38 +39,33 @@ from cfs_csi.operator.desired import (
     readiness,
     ready_condition,
 )
-from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION, shared_fs_name, tcfs_params
+from cfs_csi.operator.shared import shared_fs_name, tcfs_params
 from cfs_csi.operator.sharevolume import ensure_share_volume
 from cfs_csi.volume.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
-_RESOURCE = (TCFS_GROUP, TCFS_VERSION, TCFS_PLURAL)
 #: Retry delays (seconds) by kind of trouble.
 _WAIT_CREATING = 5
 _WAIT_CLOUD = 15
 _WAIT_CONFIG = 60
 
 
-@kopf.on.resume(*_RESOURCE)
-@kopf.on.create(*_RESOURCE)
-@kopf.on.update(*_RESOURCE)
-async def tcfs_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    await reconcile(body, memo["context"], retry)
+class Retry(Exception):
+    """Reconcile this Tcfs again after ``delay`` seconds (a temporary problem, already reported)."""
 
-
-@kopf.timer(*_RESOURCE, interval=30.0, initial_delay=30.0)
-async def tcfs_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Repair drift (a Deployment deleted or edited by hand) without waiting for a change of the Tcfs."""
-    await reconcile(body, memo["context"])
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 def backoff(base: int, retry: int, cap: int = 300) -> int:
-    """Exponential backoff over kopf's retry count, capped: a long outage is polled every few minutes."""
+    """Exponential backoff over the number of retries so far, capped: a long outage is polled every few minutes."""
     return int(min(cap, base * 2 ** min(retry, 10)))
 
 
-async def reconcile(body: kopf.Body, context: OperatorContext, retry: int = 0) -> None:
+async def reconcile(body: dict[str, Any], context: OperatorContext, retry: int = 0) -> None:
+    """Converge one Tcfs (as the informer has it); :class:`Retry` when it must be looked at again soon."""
     tcfs = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {}),
             "status": dict(body.get("status") or {})}  # fmt: skip
     previous = _ready_of(tcfs["status"])
@@ -83,13 +74,13 @@ async def reconcile(body: kopf.Body, context: OperatorContext, retry: int = 0) -
     try:
         fs = await _locate(tcfs, context)
     except _Missing as exc:
-        kopf.warn(body, reason="FileSystemMissing", message=str(exc))
+        context.post(tcfs, "Tcfs", "FileSystemMissing", str(exc), warning=True)
         fs, missing = None, str(exc)
     except _Retry as problem:
         await _set_status(context, tcfs, None, ready=False, reason=problem.reason, message=problem.message)
         if problem.warn:
-            kopf.warn(body, reason=problem.reason, message=problem.message)
-        raise kopf.TemporaryError(problem.message, delay=backoff(problem.delay, retry)) from None
+            context.post(tcfs, "Tcfs", problem.reason, problem.message, warning=True)
+        raise Retry(problem.message, backoff(problem.delay, retry)) from None
     conflicts: list[Conflict] = []
     share_created: list[str] = []
     if fs is not None:
@@ -98,7 +89,7 @@ async def reconcile(body: kopf.Body, context: OperatorContext, retry: int = 0) -
         share_created = share.created
     desired = desired_deployment(tcfs, fs, context.template) if fs is not None else None
     deployment_name = str(tcfs["spec"].get("provisionername") or "")
-    existing = await _read_deployment(context, deployment_name)
+    existing = await context.client.get_or_none(at(context.deployments_path, deployment_name))
     owner = deployment_owner(tcfs)
     action = deployment_action(existing, desired, owner)
     if action is Action.NOT_OURS:
@@ -116,21 +107,20 @@ async def reconcile(body: kopf.Body, context: OperatorContext, retry: int = 0) -
         # Once per change of the condition: a conflict lasts until someone acts, resyncs must not repeat it.
         for found in conflicts:
             log.warning("Tcfs %s: %s", owner.name, found.message)
-            kopf.warn(body, reason=found.reason, message=found.message)
+            context.post(tcfs, "Tcfs", found.reason, found.message, warning=True)
     if share_created:
-        kopf.info(body, reason="ShareVolumeCreated", message=f"created {', '.join(share_created)}")
+        context.post(tcfs, "Tcfs", "ShareVolumeCreated", f"created {', '.join(share_created)}")
     if conflicts and fs is not None:
         return  # never point a provisioner at a share volume that is not ours, nor touch a foreign Deployment
     if existing is not None and action in (Action.UPDATE, Action.DELETE):
         await _change_deployment(context, action, existing, desired)
     elif action is Action.CREATE:
-        apps = k8s.AppsV1Api(context.api)
-        await asyncio.to_thread(apps.create_namespaced_deployment, context.namespace, desired)  # type: ignore[arg-type]
+        await context.client.create(context.deployments_path, desired)
     else:
         return
     log.info("Tcfs %s: deployment %s %sd", owner.name, deployment_name, action.value)
-    kopf.info(body, reason=f"Deployment{action.value.capitalize()}d",
-              message=f"provisioner deployment {deployment_name} {action.value}d")  # fmt: skip
+    context.post(tcfs, "Tcfs", f"Deployment{action.value.capitalize()}d",
+                 f"provisioner deployment {deployment_name} {action.value}d")  # fmt: skip
 
 
 async def _change_deployment(
@@ -139,24 +129,22 @@ async def _change_deployment(
     """Replace or delete our Deployment, on condition that it is still the very object proven ours.
 
     The uid and resourceVersion read with it are preconditions: if anyone replaced or changed it since, the API
-    server answers 409 Conflict and kopf retries with a fresh read (and a fresh proof).
+    server answers 409 Conflict and the Tcfs is reconciled again soon, with a fresh read (and a fresh proof).
     """
-    apps = k8s.AppsV1Api(context.api)
     metadata = existing["metadata"]
     name, namespace = metadata["name"], context.namespace
+    path = at(context.deployments_path, name)
     try:
         if action is Action.UPDATE and desired is not None:
             body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": metadata["resourceVersion"]}}
-            await asyncio.to_thread(apps.replace_namespaced_deployment, name, namespace, body)  # type: ignore[arg-type]
+            await context.client.replace(path, body)
         elif action is Action.DELETE:
-            preconditions = k8s.V1Preconditions(uid=metadata["uid"], resource_version=metadata["resourceVersion"])
-            options = k8s.V1DeleteOptions(preconditions=preconditions)
-            await asyncio.to_thread(apps.delete_namespaced_deployment, name, namespace, body=options)
-    except ApiException as exc:
+            preconditions = {"uid": metadata["uid"], "resourceVersion": metadata["resourceVersion"]}
+            await context.client.delete(path, {"apiVersion": "v1", "kind": "DeleteOptions",
+                                               "preconditions": preconditions})  # fmt: skip
+    except ApiError as exc:
         if exc.status == 409:  # its status moved on (the Deployment controller), or worse: read and prove again
-            raise kopf.TemporaryError(
-                f"Deployment {namespace}/{name} changed while being {action.value}d", delay=2
-            ) from None
+            raise Retry(f"Deployment {namespace}/{name} changed while being {action.value}d", 2) from None
         raise
 
 
@@ -186,6 +174,8 @@ class _Retry(Exception):
 
 async def _locate(tcfs: dict[str, Any], context: OperatorContext) -> SharedFileSystem:
     status, spec, name = tcfs["status"], tcfs["spec"], tcfs["metadata"]["name"]
+    if not spec.get("provisionername"):
+        raise _Retry("InvalidSpec", f"Tcfs {name}: spec.provisionername is empty", _WAIT_CONFIG)
     if status.get("cfsserver") and status.get("cfsfilesystemid"):
         recorded = SharedFileSystem(
             str(status["cfsserver"]), str(status["cfsfilesystemid"]), str(status.get("cfsid", ""))
@@ -232,15 +222,10 @@ async def _set_status(
     # ready_condition keeps the transition time while the status stays, so an unchanged status compares equal.
     if all(status.get(key) == value for key, value in patch.items()):
         return
-    api = k8s.CustomObjectsApi(context.api)
-    await asyncio.to_thread(api.patch_namespaced_custom_object_status, *_RESOURCE[:2], context.namespace,
-                            TCFS_PLURAL, tcfs["metadata"]["name"], {"status": patch})  # fmt: skip
+    name = tcfs["metadata"]["name"]
+    updated = await context.client.patch(at(context.tcfs_path, name) + "/status", {"status": patch})
     tcfs["status"] = {**status, **patch}
-
-
-async def _read_deployment(context: OperatorContext, name: str) -> dict[str, Any] | None:
-    found = await read_or_none(k8s.AppsV1Api(context.api).read_namespaced_deployment, name, context.namespace)
-    if found is None:
-        return None
-    result: dict[str, Any] = context.api.sanitize_for_serialization(found)
-    return result
+    # What the next reconcile starts from, even before the watch delivers this change.
+    cached = context.tcfs.get(name)
+    if updated and cached is not None and cached["metadata"].get("uid") == tcfs["metadata"].get("uid"):
+        context.tcfs[name] = updated
