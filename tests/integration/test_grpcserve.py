@@ -253,8 +253,11 @@ async def test_per_call_logs_keep_their_levels(
             await stub.ControllerGetCapabilities(csi_pb2.ControllerGetCapabilitiesRequest(), timeout=10)
         await _error(stub.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id="csi"), timeout=10))
     lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "cfs_csi.rpc"]
-    assert (level, f"{method} request: " + ('volume_id: "ok"' if method == "DeleteVolume" else "")) in lines
-    assert any(lvl == level and msg.startswith(f"{method} done in ") for lvl, msg in lines)
+    # Every request and response at DEBUG; a call that changes something also logs one INFO line (its decision).
+    assert (logging.DEBUG, f"{method} request: " + ('volume_id: "ok"' if method == "DeleteVolume" else "")) in lines
+    assert any(lvl == logging.DEBUG and msg.startswith(f"{method} done in ") for lvl, msg in lines)
+    info = [msg for lvl, msg in lines if lvl == logging.INFO]
+    assert [msg.startswith("DeleteVolume ok: done in ") for msg in info] == ([True] if level == logging.INFO else [])
     assert any(lvl == logging.WARNING and msg.startswith("DeleteVolume failed after ") for lvl, msg in lines)
 
 
