@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from cfs_csi.client import CsiClient
 from cfs_csi.csi import csi_pb2
 from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
-from tests.conftest import start_driver
+from tests.conftest import CLOUD_ENV, start_driver
 from tests.e2e.conftest import NAMESPACE, Kube, Operator, pv_gone, wait_for
 from tests.e2e.test_operator import claim, delete_class, deployment, ready_tcfs, share_class
 
@@ -40,17 +40,24 @@ class Share:
         dep = wait_for("its Deployment", lambda: deployment(kube, self.provisioner_name), timeout=60)
         container = dep.spec.template.spec.containers[0]
         self.env = {e.name: e.value for e in container.env if e.value is not None}
+        self._located(operator)
+
+    def _located(self, operator: Operator) -> None:
         status = self.tcfs["status"]
         # Where the pod would have the share mounted: the emulator's directory for this file system.
         self.mount = operator.emulator.export_root / status["cfsserver"] / status["cfsfilesystemid"]
         self.env["SHARE_MOUNT_PATH"] = str(self.mount)
+        self.env.setdefault("CFS_ID", status["cfsid"])  # the Deployment's, where the operator sets it
+        self.emulator = operator.emulator
         self.processes: list[Process] = []
 
-    def start_provisioner(self, kubeconfig: Path, tag: str = "p") -> Process:
+    def start_provisioner(self, kubeconfig: Path, tag: str = "p", *extra: str) -> Process:
+        """The provisioner with the Deployment's environment and the cloud flags the operator runs with."""
         process = spawn(f"provisioner-{self.name}-{tag}", [
             sys.executable, "-m", "cfs_csi", "--log-level", "INFO", "subdir-provisioner", f"--kubeconfig={kubeconfig}",
-            f"--namespace={NAMESPACE}",
-        ], self.root, env={**self.env, "POD_NAMESPACE": NAMESPACE})  # fmt: skip
+            f"--namespace={NAMESPACE}", "--backend=tencent", f"--cfs-endpoint={self.emulator.url}",
+            "--region=ap-guangzhou", "--zone=ap-guangzhou-3", "--cluster-id=cls-test", *extra,
+        ], self.root, env={**self.env, **CLOUD_ENV, "POD_NAMESPACE": NAMESPACE})  # fmt: skip
         self.processes.append(process)
         return process
 
@@ -85,6 +92,7 @@ def test_seed_claim_binds_and_the_node_plugin_mounts_it(
         status = share.tcfs["status"]
         assert pv.spec.csi.volume_attributes == {
             "host": status["cfsserver"], "fsid": status["cfsfilesystemid"], "path": directory, "vers": "3",
+            "quotaBytes": str(10 * 1024**3),  # the claim's 10Gi, as a directory quota
         }  # fmt: skip
         assert pv.spec.persistent_volume_reclaim_policy == "Retain"
         assert (pv.spec.capacity["storage"], pv.spec.access_modes) == ("10Gi", ["ReadWriteMany"])
@@ -211,10 +219,7 @@ def _adopt(kube: Kube, operator: Operator, name: str) -> Share:
     share.tcfs = wait_for(f"Tcfs {name}", lambda: ready_tcfs(kube, name), timeout=120)
     dep = wait_for("its Deployment", lambda: deployment(kube, share.provisioner_name), timeout=60)
     share.env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env if e.value is not None}
-    status = share.tcfs["status"]
-    share.mount = operator.emulator.export_root / status["cfsserver"] / status["cfsfilesystemid"]
-    share.env["SHARE_MOUNT_PATH"] = str(share.mount)
-    share.processes = []
+    share._located(operator)
     return share
 
 
