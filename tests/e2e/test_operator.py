@@ -186,3 +186,29 @@ def test_an_invalid_shared_class_gets_a_warning_on_the_claim(kube: Kube, operato
         assert operator.emulator.file_systems() == []
     finally:
         delete_class(kube, "cfs-wrong")
+
+
+def test_a_tcfs_left_with_kopfs_finalizer_can_still_be_deleted(kube: Kube, operator: Operator) -> None:
+    """The kopf-based operator put its finalizer on every Tcfs; this one removes it, or a delete would hang."""
+    existing = cloud_create(operator.emulator, "made-by-hand")
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Tcfs",
+            "metadata": {"name": "cfs-kopf", "namespace": NAMESPACE,
+                         "finalizers": ["kopf.zalando.org/KopfFinalizerMarker"]},
+            "spec": {"provisionername": "com.tencent.cloud.csi.tcfs.cfs-kopf", "fromExistCfs": existing}}  # fmt: skip
+    wait_for("the Tcfs API served", lambda: _created(kube, body), timeout=60, interval=0.2)
+    wait_for("kopf's finalizer removed", lambda: not (tcfs(kube, "cfs-kopf") or {})["metadata"].get("finalizers"),
+             timeout=60)  # fmt: skip
+    kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "cfs-kopf")
+    wait_for("the Tcfs deleted", lambda: tcfs(kube, "cfs-kopf") is None, timeout=60)
+    for pv in kube.core.list_persistent_volume(label_selector="tcfsoperator.k8s.io/tcfs=cfs-kopf").items:
+        kube.core.delete_persistent_volume(pv.metadata.name)  # a hand-made Tcfs's share PV has no owner
+
+
+def _created(kube: Kube, body: dict[str, Any]) -> bool:
+    try:
+        kube.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    except ApiException as exc:
+        if exc.status == 404:  # the operator has not installed the CRD yet
+            return False
+        raise
+    return True

@@ -129,7 +129,9 @@ class Operator:
                 tcfs = self.context.tcfs.get(name)
                 if tcfs is None or tcfs["metadata"].get("deletionTimestamp"):
                     return
-                handled = fingerprint(tcfs)
+                # Recorded now: an event during this reconcile (our own status patch) calls for another one only
+                # if it changed what this one started from.
+                self._handled[name] = fingerprint(tcfs)
                 retry = self._retries.get(name, 0)
                 try:
                     async with self._limit:
@@ -142,8 +144,6 @@ class Operator:
                     delay = backoff(_WAIT_ERROR, retry)
                     log.warning("Tcfs %s: reconcile failed, again in %ds: %s", name, delay, exc)
                     self._retry_later(name, retry, delay)
-                if name in self.context.tcfs:
-                    self._handled[name] = handled
                 if name not in self._again:
                     return
         finally:
