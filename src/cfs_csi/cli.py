@@ -18,6 +18,7 @@ from cfs_csi import DRIVER_NAME, __version__
 
 if TYPE_CHECKING:
     from cfs_csi.driver.grpcserve import GrpcServer
+    from cfs_csi.metrics.csi import CsiMetrics
     from cfs_csi.registration.server import Registrar
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -117,6 +118,13 @@ def _serve_parser(sub: Subparsers, node_alone: bool = False) -> None:
         "registration socket is in place; 503 otherwise); 0: off",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics (GET /metrics) on this port, a port of its own; 0: off, and "
+        "prometheus_client is not even loaded",
+    )
+    p.add_argument(
         "--probe-cloud",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -144,10 +152,14 @@ def _run_serve(args: argparse.Namespace) -> int:
         remove_stale_socket(str(registration_socket_path(args.kubelet_dir)))
     listener = listen_unix(socket_path(args.endpoint))
     listener.catch_stop_signals()
-    health_socket = None
+    health_socket = metrics_socket = None
     try:
         if args.health_port:
             health_socket = listen_tcp(args.health_port)
+        if args.metrics_port:
+            if args.metrics_port == args.health_port:
+                raise ValueError("--metrics-port must differ from --health-port")
+            metrics_socket = listen_tcp(args.metrics_port)
         _configure_logging(args)
         # Imported here, after main's refuse_modules and the bind: these pull in asyncio (and through it, ssl
         # unless refused), HTTP/2 and protobuf.
@@ -155,11 +167,13 @@ def _run_serve(args: argparse.Namespace) -> int:
 
         from cfs_csi.driver.server import serve
 
+        metrics = _install_metrics(args.component) if args.metrics_port else None
         server, registrar = _build_serve(args, registration_path)
     except BaseException:
         listener.close()
-        if health_socket is not None:
-            health_socket.close()
+        for sock in (health_socket, metrics_socket):
+            if sock is not None:
+                sock.close()
         raise
 
     async def main() -> None:
@@ -171,10 +185,23 @@ def _run_serve(args: argparse.Namespace) -> int:
             health_port=args.health_port,
             listener=listener,
             health_socket=health_socket,
+            metrics=metrics,
+            metrics_port=args.metrics_port,
+            metrics_socket=metrics_socket,
         )
 
     asyncio.run(main())
     return 0
+
+
+def _install_metrics(component: str) -> CsiMetrics:
+    """The component's metrics, counting from now on (before any service is built: nothing is missed)."""
+    from cfs_csi.metrics import record
+    from cfs_csi.metrics.csi import CsiMetrics
+
+    metrics = CsiMetrics(component)
+    record.install(metrics)
+    return metrics
 
 
 def registration_socket_path(kubelet_dir: Path) -> Path:

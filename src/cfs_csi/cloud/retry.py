@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from cfs_csi.metrics import record as metrics
+
 T = TypeVar("T")
 
 #: One generator for every call's jitter: seeding a new one from the OS cost 25 µs per API call.
@@ -35,7 +37,8 @@ async def retry(
 ) -> T:
     """Await ``call()`` until it succeeds, fails for good, or the next wait would pass ``budget`` seconds.
 
-    The last retryable error is re-raised when the budget runs out; the caller classifies it.
+    The last retryable error is re-raised when the budget runs out; the caller classifies it. Each retry, and
+    each retryable error given up on, is counted (:func:`cfs_csi.metrics.record.cloud_retry`).
     """
     rng = rng or _JITTER
     give_up_at = time.monotonic() + budget
@@ -48,6 +51,8 @@ async def retry(
                 raise
             wait = backoff.delay(attempt, rng)
             if time.monotonic() + wait >= give_up_at:
+                metrics.cloud_retry(exc, gave_up=True)
                 raise
+            metrics.cloud_retry(exc, gave_up=False)
             attempt += 1
             await asyncio.sleep(wait)

@@ -98,6 +98,11 @@ TOOLS = {
             kubernetes_version_flags(KUBERNETES),
         ),
         Tool("helm", "helm.sh/helm/v3", "v3.22.0", "helm.sh/helm/v3/cmd/helm"),
+        # Prometheus 3.x is published to the module proxy as v0.3xx.y (its v3.x tags are not Go-module versions);
+        # v0.316.0 is Prometheus 3.16.0. Only promtool (``check metrics``) is used, to validate our exposition.
+        Tool(
+            "promtool", "github.com/prometheus/prometheus", "v0.316.0", "github.com/prometheus/prometheus/cmd/promtool"
+        ),
         Tool(
             "kube-scheduler",
             "k8s.io/kubernetes",

@@ -11,6 +11,10 @@ Every string a caller sends is logged at most :data:`LOG_VALUE_LIMIT` characters
 line, :data:`~cfs_csi.volume.names.QUOTE_LIMIT`), with a marker giving its full length: a 1 MB name must not
 become a 1 MB log line (or two), whatever RPC it arrives in.
 
+Every call, whatever its outcome, is counted once in the metrics (:func:`cfs_csi.metrics.record.rpc`: method,
+gRPC status name, time; a call cancelled by its caller or by the drain counts as ``CANCELLED``): one place for
+the controller and the node.
+
 Servicers raise typed exceptions (:class:`~cfs_csi.driver.errors.CsiError`, ``InvalidArgument``,
 ``CloudError``, ``MountError``); :func:`intercept` turns them into gRPC statuses. Anything else is a bug: it
 is logged with its traceback here and the caller gets INTERNAL with no traceback.
@@ -32,8 +36,9 @@ from google.protobuf.message import Message
 from cfs_csi.cloud.deadline import Call, deadline_in
 from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.errors import CsiError, StatusCode, to_csi_error
-from cfs_csi.driver.grpcserve import Abort, CallContext, Method
+from cfs_csi.driver.grpcserve import Abort, CallContext, Method, grpclib_status
 from cfs_csi.logsetup import redact as redact_text
+from cfs_csi.metrics import record as metrics
 from cfs_csi.volume.names import cut
 
 log = logging.getLogger("cfs_csi.rpc")
@@ -188,26 +193,31 @@ def intercept(method: str, inner: Method) -> Method:
     async def call(request: Any, context: CallContext) -> Any:
         started = time.monotonic()
         record = Call()
+        code = "CANCELLED"  # unless the call gets further: cancelled by its caller or by the drain
         try:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s request: %s", method, describe(request))
             with deadline_in(context.time_remaining()) as record:
                 response = await inner(request, context)
+            code = "OK" if context.code is None else context.code.name
             elapsed = time.monotonic() - started
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s done in %.1f ms: %s", method, elapsed * 1000, describe(response))
             if decides and log.isEnabledFor(logging.INFO):
                 log.info("%s", decision(method, request, response, elapsed, record))
             return response
-        except Abort:
+        except Abort as abort:
+            code = grpclib_status(abort.code).name
             raise
         except NotImplementedError:
+            code = StatusCode.UNIMPLEMENTED.name
             await context.abort(StatusCode.UNIMPLEMENTED, f"{method} is not implemented by this driver")
         except Exception as exc:
             error = to_csi_error(exc)
             if error is None:
                 log.exception("%s failed unexpectedly", method)
                 error = CsiError(StatusCode.INTERNAL, f"{method} failed unexpectedly; see the plugin's log")
+            code = error.code.name
             about = subject(request)
             log.warning(
                 "%s failed after %s%s: %s %s",
@@ -222,5 +232,7 @@ def intercept(method: str, inner: Method) -> Method:
             # Redacted too: the message becomes a Kubernetes Event (csi-provisioner, kubelet) that namespaced
             # users read, and a cloud error may quote a credential; the log line is redacted by logsetup.
             await context.abort(error.code, redact_text(cut(error.message, MESSAGE_LIMIT)))
+        finally:
+            metrics.rpc(method, code, time.monotonic() - started)
 
     return call

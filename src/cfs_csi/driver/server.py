@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.grpcserve import GrpcServer
-from cfs_csi.driver.health import Check, HealthServer, csi_probe
+from cfs_csi.driver.health import Check, HealthServer, HttpServer, Page, Reply, csi_probe
 from cfs_csi.driver.identity import IdentityServicer, ReadinessCheck
 from cfs_csi.driver.interceptor import intercept
 from cfs_csi.driver.listen import Listener, listen_unix, socket_path
@@ -26,6 +26,7 @@ from cfs_csi.mount import runner
 if TYPE_CHECKING:
     from cfs_csi.cloud.base import FileStorage
     from cfs_csi.driver.node import NodeTimeouts
+    from cfs_csi.metrics.csi import CsiMetrics
     from cfs_csi.mount.mounter import Mounter
     from cfs_csi.registration.server import Registrar
 
@@ -78,6 +79,16 @@ def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_sto
     return server
 
 
+def metrics_page(metrics: CsiMetrics) -> Page:
+    """``GET /metrics``: the text exposition of ``metrics``' registry, collected at each request."""
+    from cfs_csi.metrics.exposition import CONTENT_TYPE, render
+
+    async def page() -> Reply:
+        return Reply(200, "OK", render(metrics.registry.collect(), metrics.float_text), CONTENT_TYPE)
+
+    return page
+
+
 def remove_stale_socket(path: str) -> None:
     """:func:`cfs_csi.driver.listen.remove_stale_socket`, logged."""
     if _remove_stale_socket(path):
@@ -92,6 +103,9 @@ async def serve(
     health_port: int = 0,
     listener: Listener | None = None,
     health_socket: socket.socket | None = None,
+    metrics: CsiMetrics | None = None,
+    metrics_port: int = 0,
+    metrics_socket: socket.socket | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight calls finish (up to ``grace`` s) and clean up.
 
@@ -100,6 +114,8 @@ async def serve(
     ``listener``: the socket of ``endpoint``, bound early (:mod:`cfs_csi.driver.listen`); ``serve`` owns it from
     here on and closes and removes it on the way out, as one it binds itself. Connections that waited in its
     backlog are accepted only now, with every service built. ``health_socket``: likewise, the health port's.
+    ``metrics``: also serve ``GET /metrics`` on ``metrics_port`` (or ``metrics_socket``, bound early), a port of
+    its own, once the CSI socket serves.
     """
     path = socket_path(endpoint)
     if listener is None:
@@ -117,6 +133,7 @@ async def serve(
         raise
     stop = asyncio.Event()
     health: HealthServer | None = None
+    exposition: HttpServer | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -135,6 +152,9 @@ async def serve(
                     checks.append(registrar.problem)
                 health = HealthServer(health_port, checks, sock=health_socket)
                 await health.start()
+            if metrics is not None and (metrics_port or metrics_socket is not None):
+                exposition = HttpServer(metrics_port, {"/metrics": metrics_page(metrics)}, sock=metrics_socket)
+                await exposition.start()
         await stop.wait()
         if registrar is not None:
             await registrar.stop()  # the kubelet forgets the driver: no new calls while we drain
@@ -149,11 +169,15 @@ async def serve(
     finally:
         if health_socket is not None and health is None:
             health_socket.close()  # never served
+        if metrics_socket is not None and exposition is None:
+            metrics_socket.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         if registrar is not None:
             await registrar.stop()
         if health is not None:
             await health.stop()
+        if exposition is not None:
+            await exposition.stop()
         listener.close()
         log.info("stopped")

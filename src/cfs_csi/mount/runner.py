@@ -26,10 +26,12 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from cfs_csi.metrics import record as metrics
 from cfs_csi.mount.errors import MountError, MountErrorKind
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,16 @@ def owned_by(children: Children) -> Iterator[Children]:
         yield children
     finally:
         _OWNER.reset(token)
+
+
+def census() -> tuple[int, int]:
+    """How many commands are running now, and how many of them were killed and have not exited (stuck in the
+    kernel on a dead server); read by the metrics at each scrape."""
+    running = list(_RUNNING)
+    return len(running), sum(command.killed for command in running)
+
+
+metrics.watch_commands(census)
 
 
 def kill_all() -> int:
@@ -202,7 +214,22 @@ async def run(
     try:
         command = _start(argv, (*pass_fds, *inherit))
     except OSError as exc:
+        metrics.mount_command(argv[0], "not_started", 0.0)
         raise MountError(MountErrorKind.FAILED, f"{argv[0]} could not be started: {exc.strerror}") from None
+    started, outcome = time.monotonic(), "cancelled"
+    try:
+        output = await _finish(command, argv, timeout, shown)
+        outcome = "ok"
+        return output
+    except MountError as exc:
+        outcome = exc.kind.value
+        raise
+    finally:
+        metrics.mount_command(argv[0], outcome, time.monotonic() - started)
+
+
+async def _finish(command: _Command, argv: Sequence[str], timeout: float, shown: tuple[str, str] | None) -> str:
+    """:func:`run`'s wait for ``command``: its output, or :class:`MountError`."""
     finished = asyncio.gather(command.exited, command.output_done)
     try:
         # Shielded: a timeout or a cancelled call must not cancel the futures the loop settles when the child ends.

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cfs_csi.metrics import record as metrics
 from cfs_csi.mount.errors import MountError, MountErrorKind
 
 _STALE = {errno.ESTALE, errno.EIO, errno.ENOTCONN, errno.EHOSTDOWN, errno.ECONNABORTED}
@@ -55,6 +56,7 @@ class StatsProbes:
     def __init__(self, statvfs: Callable[[str], os.statvfs_result] = os.statvfs) -> None:
         self._statvfs = statvfs
         self._running: dict[str, _Probe] = {}
+        metrics.watch_stats(self)  # hung probes are a gauge of the node's metrics
 
     def stuck(self) -> list[str]:
         """Paths whose probe is past its deadline and still blocked."""
@@ -68,21 +70,28 @@ class StatsProbes:
         decision = join_or_refuse(None if probe is None else probe.deadline, now)
         if decision == "refuse":
             assert probe is not None
+            metrics.volume_stats("refused", 0.0)
             raise MountError(
                 MountErrorKind.TIMEOUT,
                 f"statvfs of {path} has not answered for {now - probe.started:.0f}s (an earlier probe still waits)",
             )
         if probe is None:
             probe = self._start(path, now, timeout)
+        outcome = "cancelled"
         try:
             st = await asyncio.wait_for(asyncio.shield(probe.future), max(probe.deadline - now, 0.0))
+            outcome = "ok"
         except TimeoutError:
+            outcome = "timeout"
             raise MountError(
                 MountErrorKind.TIMEOUT, f"statvfs of {path} did not answer within {probe.deadline - probe.started:.0f}s"
             ) from None
         except OSError as exc:
             kind = MountErrorKind.STALE if exc.errno in _STALE else MountErrorKind.FAILED
+            outcome = kind.value
             raise MountError(kind, f"statvfs of {path} failed: {exc.strerror}") from exc
+        finally:
+            metrics.volume_stats(outcome, time.monotonic() - now)
         return _stats_of(st)
 
     def _start(self, path: str, now: float, timeout: float) -> _Probe:

@@ -31,6 +31,7 @@ from cfs_csi import __version__
 from cfs_csi.cloud.deadline import count_cloud
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 from cfs_csi.cloud.tencent.transport import HttpPool, TransportError, encode_request
+from cfs_csi.metrics import record as metrics
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +156,26 @@ class CfsApi:
             lines = "\n".join(f"{name}: {value}" for name, value in [("Host", self._endpoint), *headers])
             log.debug("SendRequest %s\n%s\n\n%s", action, lines, body.decode(errors="replace"))
         started = time.monotonic()
+        code = "Cancelled"  # for the metrics: unless an answer, or its absence, is known
         try:
-            head, answer = await self._pool.exchange(encode_request(self._endpoint, headers, body), self._timeout)
-        except TransportError as exc:
-            log.debug("%s: no answer: %s", action, exc)
-            raise ApiError(action, "ClientNetworkError", str(exc)) from None
+            try:
+                exchange = self._pool.exchange(encode_request(self._endpoint, headers, body), self._timeout)
+                head, answer = await exchange
+            except TransportError as exc:
+                log.debug("%s: no answer: %s", action, exc)
+                raise ApiError(action, "ClientNetworkError", str(exc)) from None
+            finally:
+                count_cloud(time.monotonic() - started)
+            if debug:
+                log.debug("GetResponse %s: HTTP %d\n%s", action, head.status, answer[:4096].decode(errors="replace"))
+            response = read_answer(action, head.status, answer)
+            code = "OK"
+            return response
+        except ApiError as exc:
+            code = exc.code
+            raise
         finally:
-            count_cloud(time.monotonic() - started)
-        if debug:
-            log.debug("GetResponse %s: HTTP %d\n%s", action, head.status, answer[:4096].decode(errors="replace"))
-        return read_answer(action, head.status, answer)
+            metrics.cloud_call(action, code, time.monotonic() - started)
 
     async def close(self) -> None:
         self._pool.close()
