@@ -57,7 +57,7 @@ def chart_values(image: str, server: str, emulator_port: int, health_port: int) 
         "node.healthPort": str(health_port),
         # csi-resizer is not served by the Go module proxy here, so no image of it exists on the node;
         # csi-snapshotter is built from its module like csi-provisioner.
-        "controller.resizer": "false", "controller.snapshotter": "false",
+        "controller.resizer": "false", "controller.snapshotter": "true",
     }  # fmt: skip
 
 
