@@ -10,6 +10,7 @@ Deployment, PV or PVC on their own.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,7 +78,7 @@ def change_spec(kube: Kube, name: str) -> int:
     found = tcfs(kube, name) or {}
     policy = "Delete" if found["spec"].get("reclaimpolicy") == "Retain" else "Retain"
     patch = {"spec": {"reclaimpolicy": policy}}
-    changed = kube.custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, patch)
+    changed: Any = kube.custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, patch)
     return int(changed["metadata"]["generation"])
 
 
@@ -170,7 +171,7 @@ def test_a_deployment_the_tcfs_names_but_does_not_own_is_left_alone(kube: Kube, 
         # records the generation reconciled; a warning of the first reconcile is posted before the second ends.
         for _ in range(2):
             generation = change_spec(kube, "cfs-v")
-            wait_for("the spec change reconciled", lambda g=generation: observed(kube, "cfs-v", g), timeout=60)
+            wait_for("the spec change reconciled", functools.partial(observed, kube, "cfs-v", generation), timeout=60)
         [again] = warnings_of(kube, "cfs-v", "DeploymentNotOwned")
         assert (again.metadata.uid, again.count) == (event.metadata.uid, 1)
         assert fingerprint(kube, kube.apps.read_namespaced_deployment(victim, NAMESPACE)) == before

@@ -32,7 +32,7 @@ Make = Callable[..., LeaderElector]
 @pytest.fixture
 def api(control_plane: ControlPlane) -> k8s.ApiClient:
     """The official client (a dev dependency): how the tests read and write Leases as another program would."""
-    made: k8s.ApiClient = k8s_config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    made: k8s.ApiClient = k8s_config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
     return made
 
 

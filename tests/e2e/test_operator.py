@@ -201,7 +201,8 @@ def test_a_tcfs_left_with_kopfs_finalizer_can_still_be_deleted(kube: Kube, opera
     kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "cfs-kopf")
     wait_for("the Tcfs deleted", lambda: tcfs(kube, "cfs-kopf") is None, timeout=60)
     for pv in kube.core.list_persistent_volume(label_selector="tcfsoperator.k8s.io/tcfs=cfs-kopf").items:
-        kube.core.delete_persistent_volume(pv.metadata.name)  # a hand-made Tcfs's share PV has no owner
+        if pv.metadata and pv.metadata.name:
+            kube.core.delete_persistent_volume(pv.metadata.name)  # a hand-made Tcfs's share PV has no owner
 
 
 def _created(kube: Kube, body: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cfs_csi import logsetup
-from cfs_csi.kube.events import MAX_MESSAGE, event_body
+from cfs_csi.kube.events import MAX_MESSAGE, event_body, event_key
 from cfs_csi.kube.rest import Config, config_from_kubeconfig, format_time, load_config
 
 
@@ -109,6 +109,26 @@ def test_events_are_cut_redacted_and_name_their_object() -> None:
     assert (body["type"], body["firstTimestamp"]) == ("Warning", "2025-03-01T12:00:00Z")
     pv = event_body({"metadata": {"name": "pv"}}, "PersistentVolume", "Provisioning", "m", "prov", now)
     assert (pv["metadata"]["namespace"], pv["type"]) == ("default", "Normal")  # cluster-scoped: in default
+
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+TCFS = {"metadata": {"name": "t", "namespace": "kube-system", "uid": "u1"}}
+SAME_KEY_CASES = [
+    ("a repeat a minute later", (TCFS, "Tcfs", "CloudError", "down", True), True),
+    ("another message", (TCFS, "Tcfs", "CloudError", "still down", True), False),
+    ("another reason", (TCFS, "Tcfs", "FileSystemMissing", "down", True), False),
+    ("Normal, not Warning", (TCFS, "Tcfs", "CloudError", "down", False), False),
+    ("a Tcfs of that name made again", ({"metadata": {**TCFS["metadata"], "uid": "u2"}}, "Tcfs", "CloudError", "down",
+                                        True), False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "other", "same"), SAME_KEY_CASES, ids=[c[0] for c in SAME_KEY_CASES])
+def test_which_events_are_counted_as_repeats(case: str, other: tuple[Any, ...], same: bool) -> None:
+    first = event_body(TCFS, "Tcfs", "CloudError", "down", "cfs-csi-operator", NOW, warning=True)
+    involved, kind, reason, message, warning = other
+    later = event_body(involved, kind, reason, message, "cfs-csi-operator", NOW.replace(minute=1), warning=warning)
+    assert (event_key(first) == event_key(later)) is same
 
 
 def test_format_time() -> None:
