@@ -383,3 +383,99 @@ def test_deleting_the_vendor_drivers_volumes_is_the_admins_choice(helm: Path) ->
 def test_bad_values_are_refused_with_the_path_to_fix(helm: Path, values: dict[str, str], message: str) -> None:
     with pytest.raises(chart.HelmError, match=re.escape(message)):
         chart.template(helm, None, values)
+
+
+# -- metrics (issue 17) -----------------------------------------------------------------------------------------------
+
+
+def render_with_apis(helm: Path, api_versions: list[str], values: dict[str, str]) -> list[dict[str, Any]]:
+    """``helm template`` as for a cluster that serves ``api_versions`` (``group/version/Kind``)."""
+    argv = [str(helm), "template", chart.RELEASE, str(chart.CHART), "--namespace", chart.NAMESPACE]
+    for api in api_versions:
+        argv += ["--api-versions", api]
+    for key, value in values.items():
+        argv += ["--set", f"{key}={value}"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return chart.objects(result.stdout)
+
+
+def test_metrics_are_off_by_default(helm: Path) -> None:
+    objects = render(helm)
+    assert not [o for o in objects if o["kind"] in ("Service", "ServiceMonitor")]
+    controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
+    node = one(objects, "DaemonSet", "csi-nodeplugin-cfsplugin")
+    for plugin in (container(controller, "csi-cfs"), container(node, "csi-cfs")):
+        assert not [a for a in plugin["args"] if a.startswith("--metrics-port")]
+        assert "metrics" not in {p["name"] for p in plugin.get("ports", [])}
+
+
+@pytest.mark.parametrize("liveness", ["true", "false"])
+def test_metrics_on_a_named_port_of_each_plugin_and_a_service_per_component(helm: Path, liveness: str) -> None:
+    objects = render(helm, metrics__enabled="true", metrics__nodePort="31000", controller__livenessProbe=liveness)
+    controller = container(one(objects, "Deployment", "csi-provisioner-cfsplugin"), "csi-cfs")
+    node = container(one(objects, "DaemonSet", "csi-nodeplugin-cfsplugin"), "csi-cfs")
+    assert "--metrics-port=9809" in controller["args"] and "--metrics-port=31000" in node["args"]
+    assert {"name": "metrics", "containerPort": 9809} in controller["ports"]
+    assert ({"name": "healthz", "containerPort": 9808} in controller["ports"]) == (liveness == "true")
+    assert ("livenessProbe" in controller) == (liveness == "true")
+    assert node["ports"] == [{"name": "healthz", "containerPort": 29653}, {"name": "metrics", "containerPort": 31000}]
+    services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+    assert set(services) == {"cfs-csi-controller-metrics", "cfs-csi-node-metrics"}
+    for name, app, port in (
+        ("controller", "csi-provisioner-cfsplugin", 9809),
+        ("node", "csi-nodeplugin-cfsplugin", 31000),
+    ):
+        service = services[f"cfs-csi-{name}-metrics"]
+        assert service["spec"]["selector"] == {"app": app}
+        assert service["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}]
+        assert service["spec"]["clusterIP"] == "None"
+    # Only with the ServiceMonitor API served (below).
+    assert not [o for o in render(helm, metrics__enabled="true", metrics__serviceMonitor__enabled="true")
+                if o["kind"] == "ServiceMonitor"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("metrics", "monitor", "api", "wanted"),
+    [
+        ("true", "true", True, True),
+        ("true", "true", False, False),  # the API is not served: installing it would fail
+        ("true", "false", True, False),  # not asked for
+        ("false", "true", True, False),  # nothing to scrape
+    ],
+)
+def test_service_monitor_only_when_asked_and_served(
+    helm: Path, metrics: str, monitor: str, api: bool, wanted: bool
+) -> None:
+    apis = ["monitoring.coreos.com/v1/ServiceMonitor"] if api else []
+    values = {"metrics.enabled": metrics, "metrics.serviceMonitor.enabled": monitor,
+              "metrics.serviceMonitor.labels.release": "prom", "metrics.serviceMonitor.interval": "15s"}  # fmt: skip
+    monitors = [o for o in render_with_apis(helm, apis, values) if o["kind"] == "ServiceMonitor"]
+    assert bool(monitors) == wanted
+    if wanted:
+        [monitor_object] = monitors
+        assert monitor_object["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor_object["metadata"]["labels"]["release"] == "prom"
+        spec = monitor_object["spec"]
+        assert spec["selector"]["matchLabels"] == {
+            "app.kubernetes.io/instance": chart.RELEASE,
+            "cfs-csi/metrics": "true",
+        }
+        assert spec["namespaceSelector"] == {"matchNames": [chart.NAMESPACE]}
+        assert [(e["port"], e["path"], e["interval"]) for e in spec["endpoints"]] == [("metrics", "/metrics", "15s")]
+        services = [o for o in render_with_apis(helm, apis, values) if o["kind"] == "Service"]
+        assert all(s["metadata"]["labels"]["cfs-csi/metrics"] == "true" for s in services) and len(services) == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"metrics.enabled": "yes"}, "/metrics/enabled"),
+        ({"metrics.nodePort": "0"}, "/metrics/nodePort"),
+        ({"metrics.serviceMonitor.interval": "30"}, "/metrics/serviceMonitor/interval"),
+        ({"metrics.port": "9000"}, "additional properties 'port' not allowed"),
+    ],
+)
+def test_bad_metrics_values_are_refused(helm: Path, values: dict[str, str], message: str) -> None:
+    with pytest.raises(chart.HelmError, match=re.escape(message)):
+        chart.template(helm, None, values)
