@@ -204,7 +204,8 @@ def intercept(method: str, inner: Method) -> Method:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s done in %.1f ms: %s", method, elapsed * 1000, describe(response))
             if decides and log.isEnabledFor(logging.INFO):
-                log.info("%s", decision(method, request, response, elapsed, record))
+                line = decision(method, request, response, elapsed, record)
+                log.info("%s", line, extra={"volume": subject(request)})
             return response
         except Abort as abort:
             code = grpclib_status(abort.code).name
@@ -226,6 +227,7 @@ def intercept(method: str, inner: Method) -> Method:
                 f" on {about}" if about else "",
                 error.code.name,
                 cut(error.message, 4 * LOG_VALUE_LIMIT),
+                extra={"volume": about},
             )
             # Cut as well: a message quoting a huge value would pass gRPC's metadata limit (16 KiB), and the
             # caller would get RESOURCE_EXHAUSTED from its own library instead of our code and reason.

@@ -213,9 +213,10 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cfs-emulator", description="CFS cloud-API emulator for tests and demos")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument("--log-format", default="text", choices=logsetup.LOG_FORMATS)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logsetup.configure(args.log_level)
+    logsetup.configure(args.log_level, log_format=args.log_format, component="cfs-emulator")
     try:
         return run(args)
     except (ValueError, OSError) as exc:

@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m cfs_csi.provisioner", description=HELP)
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument("--log-format", default="text", choices=logsetup.LOG_FORMATS)
     _add_arguments(parser)
     args = parser.parse_args(argv)
-    logsetup.configure(args.log_level)
+    logsetup.configure(args.log_level, log_format=args.log_format, component="cfs-csi-subdir-provisioner")
     try:
         result: int = args.run(args)
     except (ValueError, RuntimeError, OSError) as exc:
