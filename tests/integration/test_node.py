@@ -155,7 +155,7 @@ async def test_node_info_and_capabilities(client: CsiClient) -> None:
     caps = await client.node.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest())
     kinds = {cap.rpc.type for cap in caps.capabilities}
     rpc = csi_pb2.NodeServiceCapability.RPC
-    assert kinds == {rpc.GET_VOLUME_STATS, rpc.VOLUME_CONDITION, rpc.SINGLE_NODE_MULTI_WRITER}
+    assert kinds == {rpc.GET_VOLUME_STATS, rpc.VOLUME_CONDITION, rpc.SINGLE_NODE_MULTI_WRITER, rpc.EXPAND_VOLUME}
 
 
 async def test_single_writer_volume_is_refused_at_a_second_target(client: CsiClient, mount_root: Path) -> None:

@@ -47,7 +47,6 @@ ALLOWED_SKIPS = {
     "Controller Publish, UnpublishVolume not supported": NO_ATTACH,
     "NodeStageVolume not supported": NO_STAGE,
     "NodeUnstageVolume not supported": NO_STAGE,
-    "NodeExpandVolume not supported": "NFS needs no node-side resize: the controller grows the file system or quota",
     "ControllerGetVolumeHealth not supported": NEWER_SPEC,
     "ControllerListVolumeHealth not supported": NEWER_SPEC,
     "NodeGetVolumeHealth not supported": NEWER_SPEC,

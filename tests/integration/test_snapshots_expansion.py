@@ -89,7 +89,8 @@ async def test_grow_a_shared_volume_sets_its_directory_quota(csi: CsiClient, emu
         ExportRoot(emulator.export_root).file_system_dir(target["IpAddress"], target["FSID"]) / directory / "f"
     ).write_bytes(b"x" * 4096)
     answer = await csi.controller.ControllerExpandVolume(expand(f"{target['FSID']}:{directory}", 3 * GIB))
-    assert (answer.capacity_bytes, answer.node_expansion_required) == (10 * GIB, False)  # the 10 GiB minimum
+    # The 10 GiB minimum; the node records the new quota (NodeExpandVolume) for its stats.
+    assert (answer.capacity_bytes, answer.node_expansion_required) == (10 * GIB, True)
     answer = await csi.controller.ControllerExpandVolume(expand(f"{target['FSID']}:{directory}", 20 * GIB + 1))
     assert answer.capacity_bytes == 21 * GIB
     quotas = sdk_call(emulator, "DescribeUserQuota", {"FileSystemId": fs_id})["UserQuotaInfo"]
@@ -97,6 +98,46 @@ async def test_grow_a_shared_volume_sets_its_directory_quota(csi: CsiClient, emu
     # A snapshot of a directory of the share is not a CFS feature: refused before any cloud call.
     request = csi_pb2.CreateSnapshotRequest(name="snap-shared", source_volume_id=f"{target['FSID']}:{directory}")
     assert await code_of(csi.controller.CreateSnapshot(request)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_grow_a_bound_shared_volume_and_see_it_in_the_quota_and_the_node_stats(
+    csi: CsiClient, emulator: Emulator, tencent_driver: Driver
+) -> None:
+    """Issue 16: a bound shared volume grows through the controller; the quota and NodeGetVolumeStats show it."""
+    fs_id = cloud_create(emulator, "cls-test_sharedCFS-silver")
+    [mount_target] = sdk_call(emulator, "DescribeMountTargets", {"FileSystemId": fs_id})["MountTargets"]
+    host, fsid, directory = mount_target["IpAddress"], mount_target["FSID"], "default-data-pvc-9"
+    (ExportRoot(emulator.export_root).file_system_dir(host, fsid) / directory).mkdir()
+    # What the sub-directory provisioner did when the claim was bound: a 10 GiB quota, recorded in the PV.
+    sdk_call(emulator, "SetUserQuota", {"FileSystemId": fs_id, "UserType": "Dir",
+                                        "DirectoryPath": f"/cfs/{directory}", "CapacityHardLimit": 10})  # fmt: skip
+    volume = csi_pb2.Volume(
+        volume_id=f"{fsid}:{directory}",
+        volume_context={"host": host, "fsid": fsid, "path": directory, "vers": "3", "quotaBytes": str(10 * GIB)},
+    )
+    pod_target = tencent_driver.pods / "uid-grow" / "volumes" / "kubernetes.io~csi" / "pv-grow" / "mount"
+    await csi.publish(volume, str(pod_target))
+    (pod_target / "data").write_bytes(b"d" * 5 * 1024**2)
+    stats = await csi.stats(volume.volume_id, str(pod_target))
+    got = {u.unit: u for u in stats.usage}[csi_pb2.VolumeUsage.BYTES]
+    assert (got.total, got.used >= 5 * 1024**2) == (10 * GIB, True), stats
+
+    answer = await csi.controller.ControllerExpandVolume(expand(volume.volume_id, 25 * GIB))
+    assert (answer.capacity_bytes, answer.node_expansion_required) == (25 * GIB, True)
+    quotas = sdk_call(emulator, "DescribeUserQuota", {"FileSystemId": fs_id})["UserQuotaInfo"]
+    assert [(q["DirectoryPath"], q["CapacityHardLimit"]) for q in quotas] == [(f"/cfs/{directory}", 25)]
+    # The kubelet then calls NodeExpandVolume with the PV's new capacity (the controller's answer).
+    grown = await csi.node.NodeExpandVolume(
+        csi_pb2.NodeExpandVolumeRequest(
+            volume_id=volume.volume_id, volume_path=str(pod_target),
+            capacity_range=csi_pb2.CapacityRange(required_bytes=answer.capacity_bytes),
+        )
+    )  # fmt: skip
+    assert grown.capacity_bytes == 25 * GIB
+    stats = await csi.stats(volume.volume_id, str(pod_target))
+    got = {u.unit: u for u in stats.usage}[csi_pb2.VolumeUsage.BYTES]
+    assert (got.total, got.used >= 5 * 1024**2) == (25 * GIB, True), stats
+    await csi.unpublish(volume.volume_id, str(pod_target))
 
 
 async def test_snapshot_change_restore_gives_the_old_content(csi: CsiClient, emulator: Emulator) -> None:

@@ -5,9 +5,11 @@ a request that can never succeed creates nothing. What the backends report is re
 stored value (a tag anyone can edit) never breaks a response.
 
 Expansion: a dedicated volume's file system grows (its size limit on CFS Standard, recorded elsewhere); a shared
-class's volume (a directory, handle ``<fsid>:<dir>``) gets its directory quota raised. Neither needs the node:
-NFS has no file system on the node to resize, and a quota is enforced by the server, so
-``node_expansion_required`` is false and Kubernetes marks the claim resized as soon as the controller answers.
+class's volume (a directory, handle ``<fsid>:<dir>``) gets its directory quota raised. NFS has no file system on
+the node to resize, and a quota is enforced by the server, so a dedicated volume answers
+``node_expansion_required`` false (Kubernetes marks the claim resized at once). A shared volume answers true: the
+kubelet then calls NodeExpandVolume where the volume is published, which records the new quota that the node's
+NodeGetVolumeStats reports as the volume's capacity (the node has no cloud access to learn it otherwise).
 
 Snapshots are of whole dedicated file systems (CFS snapshots a file system, not a directory): CreateSnapshot of
 a shared volume answers INVALID_ARGUMENT saying so. A volume restored from a snapshot is a new file system
@@ -48,8 +50,10 @@ CAPABILITIES = (
     _RPC.LIST_SNAPSHOTS,
 )
 
-#: NFS needs nothing on the node to use a grown volume (see the module's docstring).
+#: Whether the node must take a grown volume's new size (see the module's docstring): a dedicated volume's file
+#: system needs nothing on the node; a shared volume's new quota is recorded by NodeExpandVolume for its stats.
 NODE_EXPANSION_REQUIRED = False
+SHARED_NODE_EXPANSION_REQUIRED = True
 
 #: Volume ids are file-system ids. ListVolumes tokens are the last volume id of the previous page, so a page
 #: survives deletions. Anything else is no volume of ours, answered without asking the backend.
@@ -250,7 +254,7 @@ class ControllerServicer:
                 share.id, quota_path(handle.directory), decision.capacity_gib
             )
         return csi_pb2.ControllerExpandVolumeResponse(
-            capacity_bytes=quota.capacity_bytes, node_expansion_required=NODE_EXPANSION_REQUIRED
+            capacity_bytes=quota.capacity_bytes, node_expansion_required=SHARED_NODE_EXPANSION_REQUIRED
         )
 
     async def _shared_file_system(self, share: str) -> FileSystem:

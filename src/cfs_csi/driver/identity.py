@@ -37,6 +37,11 @@ class IdentityServicer:
         if self._serves_controller:
             service = csi_pb2.PluginCapability.Service(type=csi_pb2.PluginCapability.Service.CONTROLLER_SERVICE)
             capabilities.append(csi_pb2.PluginCapability(service=service))
+            # Volumes grow while published (the csi-resizer sidecar, which talks to the controller, asks for this):
+            # a file system's size limit or a directory quota is raised on the server, with no detach and no
+            # remount. A node-only plugin says nothing of it: its part is the node capability EXPAND_VOLUME.
+            expansion = csi_pb2.PluginCapability.VolumeExpansion(type=csi_pb2.PluginCapability.VolumeExpansion.ONLINE)
+            capabilities.append(csi_pb2.PluginCapability(volume_expansion=expansion))
         return csi_pb2.GetPluginCapabilitiesResponse(capabilities=capabilities)
 
     async def Probe(self, request: csi_pb2.ProbeRequest, context: CallContext) -> csi_pb2.ProbeResponse:

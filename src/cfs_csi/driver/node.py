@@ -41,8 +41,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from cfs_csi.cloud.deadline import remaining
 from cfs_csi.csi import csi_pb2
@@ -50,7 +50,14 @@ from cfs_csi.driver.capabilities import unsupported_reason
 from cfs_csi.driver.errors import CsiError, StatusCode, invalid, not_found, require
 from cfs_csi.driver.grpcserve import CallContext
 from cfs_csi.driver.locks import InFlight, TargetLocks
-from cfs_csi.driver.published import Publication, PublishedVolumes, TargetState, keep_record
+from cfs_csi.driver.published import (
+    Publication,
+    PublishedVolumes,
+    TargetState,
+    keep_record,
+    largest_quota,
+    quota_after_expansion,
+)
 from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.heal import Action, Health, existing_mount_action
 from cfs_csi.mount.mounter import Mounter, ladder_budget, unmount
@@ -72,13 +79,20 @@ from cfs_csi.mount.targets import (
     try_remove_target,
     walk_is_local,
 )
+from cfs_csi.mount.usage import QUOTA_ATTRIBUTE, Budget, UsageProbes, quota_of, report
 from cfs_csi.volume.errors import InvalidArgument
+from cfs_csi.volume.handles import shared_handle
 from cfs_csi.volume.nfs import NfsMount, nfs_mount_for
 
 log = logging.getLogger(__name__)
 
 _NODE_RPC = csi_pb2.NodeServiceCapability.RPC
-CAPABILITIES = (_NODE_RPC.GET_VOLUME_STATS, _NODE_RPC.VOLUME_CONDITION, _NODE_RPC.SINGLE_NODE_MULTI_WRITER)
+CAPABILITIES = (
+    _NODE_RPC.GET_VOLUME_STATS,
+    _NODE_RPC.VOLUME_CONDITION,
+    _NODE_RPC.SINGLE_NODE_MULTI_WRITER,
+    _NODE_RPC.EXPAND_VOLUME,
+)
 _SINGLE_WRITER = csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_SINGLE_WRITER
 
 #: Stacked mounts at one target are unmounted one by one, up to this many.
@@ -101,6 +115,7 @@ class NodeServicer:
         timeouts: NodeTimeouts,
         pods: PodsDir,
         target_locks: TargetLocks | None = None,
+        usage_budget: Budget | None = None,
     ) -> None:
         self._node_id = node_id
         self._mounter = mounter
@@ -109,6 +124,8 @@ class NodeServicer:
         self._pods = pods
         self._in_flight = InFlight(target_locks)
         self._stats = StatsProbes()
+        #: Walks below shared volumes' targets, for stats against their quota (:mod:`cfs_csi.mount.usage`).
+        self._usage = UsageProbes(usage_budget)
         #: The mount table, read again only after it changed (:class:`~cfs_csi.mount.mountinfo.MountWatch`).
         self._mounts = MountWatch()
         #: The pods directory is on a local file system (checked by :meth:`reconcile` at start-up): walks below it
@@ -220,9 +237,28 @@ class NodeServicer:
                             await in_thread(lambda: pods.remove_created(opened))
                         raise
             self._published.record(
-                Publication(volume_id=volume_id, target_path=target.path, source=nfs.source, exclusive=exclusive)
+                Publication(
+                    volume_id=volume_id,
+                    target_path=target.path,
+                    source=nfs.source,
+                    exclusive=exclusive,
+                    quota_bytes=self._quota_at_publish(volume_id, request.volume_context),
+                )
             )
+            self._usage.forget(real)
         return csi_pb2.NodePublishVolumeResponse()
+
+    def _quota_at_publish(self, volume_id: str, context: Mapping[str, str]) -> int | None:
+        """The quota a new publication records: the volume context's (the PV's, as created), or a larger one that
+        NodeExpandVolume gave this volume's other publications on this node (quotas are only ever raised)."""
+        if shared_handle(volume_id) is None:
+            return None
+        from_context = quota_of(context)
+        if from_context is None and context.get(QUOTA_ATTRIBUTE):
+            log.warning("volume %s: ignoring %s %r, not a byte count", volume_id, QUOTA_ATTRIBUTE,
+                        context.get(QUOTA_ATTRIBUTE, "")[:40])  # fmt: skip
+        known = [q for q in (from_context, largest_quota(self._published.of_volume(volume_id))) if q is not None]
+        return max(known) if known else None
 
     async def _keep_existing(self, volume_id: str, nfs: NfsMount, target: PodPath, real: str, pods: OpenPods) -> bool:
         """True if a mount of this volume that answers is at the target already; False if nothing is (any more).
@@ -392,6 +428,7 @@ class NodeServicer:
                     # Data written into the bare directory while nothing was mounted: keep it, and say so.
                     log.warning("target %s is not an empty directory after unmount; leaving it in place", target.path)
             self._published.forget(target.path)
+            self._usage.forget(real)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     async def NodeGetVolumeStats(
@@ -420,23 +457,68 @@ class NodeServicer:
             if exc.kind in (MountErrorKind.STALE, MountErrorKind.TIMEOUT):
                 return _abnormal(f"{exc.message}; the pod may need to be restarted to remount")
             raise
+        quota = publication.quota_bytes if publication is not None else None
+        # A shared volume with a quota: what is used below the target (a walk, cached; off the event loop).
+        walked = await self._usage.usage(real, self._timeouts.stats) if quota is not None else None
+        figures = report(quota, walked, stats)
+        if walked is not None and not walked.complete:
+            log.info("%s (volume %s): %s", path, volume_id, walked.reason)
         usage = [
             csi_pb2.VolumeUsage(
                 unit=csi_pb2.VolumeUsage.BYTES,
-                total=stats.total_bytes,
-                available=stats.available_bytes,
-                used=stats.used_bytes,
+                total=figures.bytes.total,
+                available=figures.bytes.available,
+                used=figures.bytes.used,
             ),
             csi_pb2.VolumeUsage(
                 unit=csi_pb2.VolumeUsage.INODES,
-                total=stats.total_inodes,
-                available=stats.free_inodes,
-                used=stats.used_inodes,
+                total=figures.inodes.total,
+                available=figures.inodes.available,
+                used=figures.inodes.used,
             ),
         ]
         return csi_pb2.NodeGetVolumeStatsResponse(
-            usage=usage, volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="mounted")
+            usage=usage, volume_condition=csi_pb2.VolumeCondition(abnormal=False, message=figures.message)
         )
+
+    async def NodeExpandVolume(
+        self, request: csi_pb2.NodeExpandVolumeRequest, context: CallContext
+    ) -> csi_pb2.NodeExpandVolumeResponse:
+        """Take a grown volume's new size on this node.
+
+        Nothing is resized here: NFS has no file system on the node, and the controller has already grown the file
+        system (dedicated: nothing changes, capacity_bytes is left unset) or raised the directory quota (shared:
+        every publication record of the volume on this node takes the new quota, so NodeGetVolumeStats reports it;
+        see :func:`~cfs_csi.driver.published.quota_after_expansion`). ``volume_path`` must be a target where this
+        node published the volume: NOT_FOUND otherwise, as the spec asks. Repeating a call changes nothing more.
+        """
+        volume_id = require(request.volume_id, "volume_id")
+        try:
+            target = self._target(request.volume_path, "volume_path")
+        except OutsidePods as exc:
+            raise not_found(f"volume {volume_id} is not published there: {exc}") from None
+        if request.HasField("volume_capability"):
+            reason = unsupported_reason(request.volume_capability)
+            if reason:
+                raise invalid(reason)
+        with self._in_flight.hold(f"volume/{volume_id}"):
+            publication = self._published.get(target.path)
+            if publication is None or publication.volume_id != volume_id:
+                raise not_found(f"volume {volume_id} is not published at {target.path} on this node")
+            records = self._published.of_volume(volume_id)
+            quota = quota_after_expansion(
+                shared_handle(volume_id) is not None,
+                largest_quota(records),
+                request.capacity_range.required_bytes,
+                request.capacity_range.limit_bytes,
+            )
+            for record in records:
+                if quota is not None and record.quota_bytes != quota:
+                    self._published.record(replace(record, quota_bytes=quota))
+            if quota is not None:
+                log.info("volume %s: directory quota %d bytes in %d publication(s) here", volume_id, quota,
+                         len(records))  # fmt: skip
+        return csi_pb2.NodeExpandVolumeResponse(capacity_bytes=quota or 0)
 
     async def NodeGetCapabilities(
         self, request: csi_pb2.NodeGetCapabilitiesRequest, context: CallContext

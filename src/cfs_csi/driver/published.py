@@ -15,8 +15,11 @@ import enum
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from cfs_csi.volume.capacity import CapacityError
+from cfs_csi.volume.quota import quota_for_claim
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class Publication:
     source: str
     #: Published with SINGLE_NODE_SINGLE_WRITER: no other target on this node may hold the volume.
     exclusive: bool = False
+    #: A shared volume's directory quota in bytes: from the volume context at publish (the PV's ``quotaBytes``),
+    #: raised by NodeExpandVolume. ``None``: no quota (dedicated volumes, and records written before quotas).
+    quota_bytes: int | None = None
 
 
 #: What identifies one version of a record file: (inode, size, modification and change time in ns).
@@ -48,7 +54,10 @@ class PublishedVolumes:
             return
         path = self._path(publication.target_path)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(publication)))
+        data = asdict(publication)
+        if data["quota_bytes"] is None:  # written as before quotas: a downgraded plugin still reads the record
+            del data["quota_bytes"]
+        tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
 
     def get(self, target_path: str) -> Publication | None:
@@ -90,11 +99,54 @@ class PublishedVolumes:
 
 
 def _parse(data: bytes) -> Publication | None:
-    """A record file's publication; None for a damaged one (ignored, as if absent)."""
+    """A record file's publication; None for a damaged one (ignored, as if absent). A quota that is not a positive
+    integer is dropped (the record stays, without a quota), since the file is read back on every stats call."""
     try:
-        return Publication(**json.loads(data))
+        publication = Publication(**json.loads(data))
     except (ValueError, TypeError):
         return None
+    quota = publication.quota_bytes
+    if quota is not None and (type(quota) is not int or not 0 < quota < 2**63):
+        return replace(publication, quota_bytes=None)
+    return publication
+
+
+def quota_after_expansion(shared: bool, recorded: int | None, required: int, limit: int) -> int | None:
+    """The quota a volume's records hold after NodeExpandVolume (pure; None: no quota, nothing changes).
+
+    - A dedicated volume: nothing on the node changes (the controller grew the file system): None.
+    - A shared volume: the quota the controller set for the same request (the same decision,
+      :func:`cfs_csi.volume.quota.quota_for_claim`, on ``required_bytes`` or else ``limit_bytes``: whole GiB, at least
+      10 GiB; the kubelet passes the PV's new capacity, which is the quota the controller answered). A shared volume
+      published without a quota gets the new one: the kubelet calls this only after the controller succeeded, and
+      the controller sets a quota on every shared volume it expands.
+    - No size asked: the recorded quota stays.
+    - A quota below the recorded one is not applied; the recorded one stays and is answered. The controller never
+      lowers a quota for an expansion (Kubernetes refuses to shrink a claim), so a smaller figure can only come
+      from a stale or wrong call, and the node, without cloud access, cannot check it.
+
+    :class:`~cfs_csi.volume.capacity.CapacityError` (OUT_OF_RANGE) for a size no quota can have, or above
+    ``limit_bytes``, as the controller answers.
+    """
+    if not shared:
+        return None
+    if required < 0 or limit < 0:
+        raise CapacityError("capacity range values must not be negative")
+    if not required and not limit:
+        return recorded
+    decision = quota_for_claim(required or limit)
+    if not decision.possible:
+        raise CapacityError(decision.reason)
+    if limit and decision.capacity_bytes > limit:
+        raise CapacityError(f"{decision.reason}, which exceeds limit_bytes {limit}")
+    return max(decision.capacity_bytes, recorded or 0)
+
+
+def largest_quota(publications: list[Publication]) -> int | None:
+    """The largest quota among the records of one volume (pure): quotas are only ever raised, so the largest one
+    this node was told of is the newest."""
+    quotas = [p.quota_bytes for p in publications if p.quota_bytes is not None]
+    return max(quotas) if quotas else None
 
 
 class TargetState(enum.Enum):
