@@ -251,6 +251,7 @@ def test_walk_stops_at_the_depth_limit_without_a_figure() -> None:
     [
         (Budget(entries=500), "more than 500 entries"),
         (Budget(pending=100), "more than 100 directories waiting"),
+        (Budget(links=10), "more than 10 hard-linked files"),
         (Budget(seconds=0.0), "more than 0s"),
     ],
 )
@@ -258,11 +259,11 @@ def test_walk_stops_at_its_budget_without_a_figure(tmp_path: Path, budget: Budge
     for index in range(300):
         (tmp_path / f"d{index}").mkdir()
         (tmp_path / f"d{index}" / "f").write_bytes(b"")
-        (tmp_path / f"d{index}" / "g").write_bytes(b"")
+        os.link(tmp_path / f"d{index}" / "f", tmp_path / f"d{index}" / "g")
     usage = walk(str(tmp_path), budget)
     assert (usage.complete, usage.used_bytes, usage.used_inodes, usage.exhausted) == (False, 0, 0, True)
     assert says in usage.reason
-    assert walk(str(tmp_path), Budget()).used_inodes == 901
+    assert walk(str(tmp_path), Budget()).used_inodes == 601  # the root, 300 directories, 300 files (linked twice)
 
 
 def mutating_clock(after: int, change: Callable[[], None]) -> Callable[[], float]:

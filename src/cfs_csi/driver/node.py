@@ -19,6 +19,13 @@ mounted. Answers for a path the node will not act on:
 - NodeGetVolumeStats outside the pods directory (or relative): NOT_FOUND, as the spec and csi-sanity ask ("no
   volume at that path"); a malformed path is INVALID_ARGUMENT.
 
+Shared volumes with a directory quota (issue 16): the PV's ``quotaBytes`` is kept in the publication record, and
+NodeGetVolumeStats reports the quota as the total and what a bounded walk finds below the target as used
+(:mod:`cfs_csi.mount.usage`; the file system's figures, said to be so, when the walk cannot finish). NodeExpandVolume
+records a raised quota in every publication of the volume on this node; a pod that publishes the volume later on
+this node keeps the larger one, but one on another node starts from the PV's (creation-time) attribute, since
+nothing the node may read says more (no cloud or API access; the volume's content is the pod's to forge).
+
 When the file server hangs, fails or dies (issue 12):
 
 - NodeGetVolumeStats runs at most one ``statvfs`` per path (:mod:`cfs_csi.mount.stats`): a hung volume answers

@@ -59,14 +59,17 @@ def quota_of(context: Mapping[str, str]) -> int | None:
 class Budget:
     """How far one walk may go. Past any limit, the volume's usage is reported unknown.
 
-    Memory: one descriptor and one directory stream at a time per level, plus up to ``pending`` names (about
-    100 bytes each); time: entries are ``lstat``-ed at roughly 1-5 µs locally, tens of µs over NFS.
+    Memory: one descriptor per level (``depth``) and one directory stream at a time, up to ``pending`` names of
+    directories still to visit and ``links`` inode numbers of hard-linked files (about 100 bytes each): a few MB at
+    worst, for a moment. Time: each entry costs one ``lstat`` (answered from the attributes READDIRPLUS brought on
+    NFS) and some Python.
     """
 
     entries: int = 1_000_000
     seconds: float = 20.0
     depth: int = 128
-    pending: int = 100_000
+    pending: int = 50_000
+    links: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class _Walk:
         if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
             if st.st_ino in self.links:
                 return
+            if len(self.links) >= self.budget.links:
+                raise _Stop(f"more than {self.budget.links} hard-linked files")
             self.links.add(st.st_ino)
         self.used_bytes += st.st_blocks * 512
         self.used_inodes += 1
