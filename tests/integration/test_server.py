@@ -23,7 +23,9 @@ async def test_identity(client: CsiClient) -> None:
     info = await client.identity.GetPluginInfo(csi_pb2.GetPluginInfoRequest())
     assert info.name == DRIVER_NAME and info.vendor_version
     caps = await client.identity.GetPluginCapabilities(csi_pb2.GetPluginCapabilitiesRequest())
-    assert [c.service.type for c in caps.capabilities] == [csi_pb2.PluginCapability.Service.CONTROLLER_SERVICE]
+    assert [c.WhichOneof("type") for c in caps.capabilities] == ["service", "volume_expansion"]
+    assert caps.capabilities[0].service.type == csi_pb2.PluginCapability.Service.CONTROLLER_SERVICE
+    assert caps.capabilities[1].volume_expansion.type == csi_pb2.PluginCapability.VolumeExpansion.ONLINE
     probe = await client.identity.Probe(csi_pb2.ProbeRequest())
     assert probe.ready == wrappers_pb2.BoolValue(value=True)
 
