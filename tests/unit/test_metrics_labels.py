@@ -12,7 +12,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from cfs_csi.driver.health import Reply, page_for
 from cfs_csi.metrics import record
 from cfs_csi.metrics.csi import CsiMetrics
-from cfs_csi.metrics.exposition import render
 
 
 @pytest.mark.parametrize(
@@ -62,7 +61,7 @@ def test_every_component_renders_what_prometheus_parses_back() -> None:
     metrics.cloud_call("CreateCfsFileSystem", "RequestLimitExceeded", 0.02)
     metrics.cloud_retry("CreateCfsFileSystem", "RequestLimitExceeded", gave_up=False)
     metrics.mount_command("mount", "timeout", 90.0)
-    text = render(metrics.registry.collect(), metrics.float_text).decode()
+    text = metrics.exposition().decode()
     families = {family.name: family for family in text_string_to_metric_families(text)}
     assert "# TYPE cfs_csi_rpc_requests_total counter" in text  # the family line names the samples' _total
     [calls] = families["cfs_csi_rpc_requests"].samples
@@ -84,7 +83,7 @@ def test_every_component_renders_what_prometheus_parses_back() -> None:
 )
 def test_each_component_registers_its_own_families(component: str, present: str, absent: str) -> None:
     metrics = CsiMetrics(component)
-    text = render(metrics.registry.collect(), metrics.float_text).decode()
+    text = metrics.exposition().decode()
     assert f"# TYPE {present} " in text and f"# TYPE {absent} " not in text
     assert f'cfs_csi_build_info{{component="{component}",version="0.1.0"}} 1.0' in text
 
@@ -92,7 +91,7 @@ def test_each_component_registers_its_own_families(component: str, present: str,
 def test_label_values_are_escaped() -> None:
     metrics = CsiMetrics("node")
     metrics.rpc('odd"name\\\n', "OK", 0.0)
-    text = render(metrics.registry.collect(), metrics.float_text).decode()
+    text = metrics.exposition().decode()
     [family] = [f for f in text_string_to_metric_families(text) if f.name == "cfs_csi_rpc_requests"]
     assert family.samples[0].labels["method"] == 'odd"name\\\n'
 
@@ -122,6 +121,6 @@ def test_nothing_is_counted_until_metrics_are_installed() -> None:
     finally:
         record.install(None)
     record.rpc("Probe", "OK", 0.0)
-    text = render(metrics.registry.collect(), metrics.float_text).decode()
+    text = metrics.exposition().decode()
     assert 'cfs_csi_rpc_requests_total{code="OK",method="Probe"} 1.0' in text
     assert 'cfs_csi_cloud_requests_total{action="DescribeCfsFileSystems",error="InternalError"} 1.0' in text

@@ -151,6 +151,19 @@ class HttpServer:
                 await writer.wait_closed()
 
 
+#: The metrics page's type: Prometheus' text format, version 0.0.4 (:mod:`cfs_csi.metrics.exposition`).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def metrics_server(port: int, exposition: Callable[[], bytes], sock: socket.socket | None = None) -> HttpServer:
+    """``GET /metrics`` on ``port`` (or ``sock``, bound early): ``exposition()`` at each request."""
+
+    async def page() -> Reply:
+        return Reply(200, "OK", exposition(), METRICS_CONTENT_TYPE)
+
+    return HttpServer(port, {"/metrics": page}, sock=sock)
+
+
 class HealthServer(HttpServer):
     """``/healthz``: 200 while every check passes, else 503 with the problems."""
 

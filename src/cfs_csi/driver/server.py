@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from cfs_csi.csi import csi_pb2
 from cfs_csi.driver.grpcserve import GrpcServer
-from cfs_csi.driver.health import Check, HealthServer, HttpServer, Page, Reply, csi_probe
+from cfs_csi.driver.health import Check, HealthServer, HttpServer, csi_probe, metrics_server
 from cfs_csi.driver.identity import IdentityServicer, ReadinessCheck
 from cfs_csi.driver.interceptor import intercept
 from cfs_csi.driver.listen import Listener, listen_unix, socket_path
@@ -77,16 +77,6 @@ def build_server(storage: FileStorage | None, node: NodeConfig | None, probe_sto
         server.add(_SERVICES["Node"], servicer, intercept)
     server.add(_SERVICES["Identity"], IdentityServicer(storage is not None, checks), intercept)
     return server
-
-
-def metrics_page(metrics: CsiMetrics) -> Page:
-    """``GET /metrics``: the text exposition of ``metrics``' registry, collected at each request."""
-    from cfs_csi.metrics.exposition import CONTENT_TYPE, render
-
-    async def page() -> Reply:
-        return Reply(200, "OK", render(metrics.registry.collect(), metrics.float_text), CONTENT_TYPE)
-
-    return page
 
 
 def remove_stale_socket(path: str) -> None:
@@ -153,7 +143,7 @@ async def serve(
                 health = HealthServer(health_port, checks, sock=health_socket)
                 await health.start()
             if metrics is not None and (metrics_port or metrics_socket is not None):
-                exposition = HttpServer(metrics_port, {"/metrics": metrics_page(metrics)}, sock=metrics_socket)
+                exposition = metrics_server(metrics_port, metrics.exposition, sock=metrics_socket)
                 await exposition.start()
         await stop.wait()
         if registrar is not None:

@@ -13,19 +13,12 @@ Label values (see :mod:`cfs_csi.metrics.record`): ``method`` is a CSI method nam
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from cfs_csi import __version__
 from cfs_csi.metrics import record
-from cfs_csi.metrics.client import Core, core
-
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
+from cfs_csi.metrics.base import ComponentMetrics
+from cfs_csi.metrics.client import Core
 
 #: Seconds: CSI calls run from under a millisecond (Probe, a republish) to minutes (a file system being created).
 RPC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-#: Seconds: one CFS API call (a throttled or lost one runs to the client's timeout).
-CLOUD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 #: Seconds: a mount or umount command (default timeouts 90 s and 60 s).
 MOUNT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 90)
 #: Seconds: one statvfs (default timeout 10 s).
@@ -34,24 +27,14 @@ STATS_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10)
 COMPONENTS = ("controller", "node", "all")
 
 
-class CsiMetrics:
-    """A :class:`~cfs_csi.metrics.record.Sink` on its own registry, for ``component`` (``controller``, ``node`` or
-    ``all``)."""
+class CsiMetrics(ComponentMetrics):
+    """The CSI plugin's metrics for ``component`` (``controller``, ``node`` or ``all``)."""
 
     def __init__(self, component: str, prometheus: Core | None = None) -> None:
         if component not in COMPONENTS:
             raise ValueError(f"unknown component {component!r}")
-        pc = prometheus or core()
-        self.registry: CollectorRegistry = pc.registry(auto_describe=True)
-        self.float_text = pc.float_text
-        reg = self.registry
-        info = pc.gauge(
-            "cfs_csi_build_info",
-            "The running cfs-csi: version and component; always 1.",
-            ["version", "component"],
-            registry=reg,
-        )
-        info.labels(__version__, component).set(1)
+        super().__init__(component, cloud=component in ("controller", "all"), prometheus=prometheus)
+        pc, reg = self.prometheus, self.registry
         self._rpc_total = pc.counter(
             "cfs_csi_rpc_requests_total",
             "CSI calls answered, by method and gRPC status.",
@@ -65,38 +48,6 @@ class CsiMetrics:
             registry=reg,
             buckets=RPC_BUCKETS,
         )
-        if component in ("controller", "all"):
-            self._cloud_total = pc.counter(
-                "cfs_csi_cloud_requests_total",
-                "CFS API calls answered, by action and error category (OK: no error; ClientNetworkError: no answer).",
-                ["action", "error"],
-                registry=reg,
-            )
-            self._cloud_seconds = pc.histogram(
-                "cfs_csi_cloud_request_duration_seconds",
-                "Time a CFS API call took, by action.",
-                ["action"],
-                registry=reg,
-                buckets=CLOUD_BUCKETS,
-            )
-            self._throttled = pc.counter(
-                "cfs_csi_cloud_throttled_total",
-                "CFS API calls answered RequestLimitExceeded, by action.",
-                ["action"],
-                registry=reg,
-            )
-            self._retries = pc.counter(
-                "cfs_csi_cloud_retries_total",
-                "CFS API calls retried after a retryable error, by action and error category.",
-                ["action", "error"],
-                registry=reg,
-            )
-            self._gave_up = pc.counter(
-                "cfs_csi_cloud_retries_exhausted_total",
-                "Retryable CFS API errors not retried: the call's time budget would have run out.",
-                ["action", "error"],
-                registry=reg,
-            )
         if component in ("node", "all"):
             self._mount_seconds = pc.histogram(
                 "cfs_csi_mount_command_duration_seconds",
@@ -131,15 +82,6 @@ class CsiMetrics:
     def rpc(self, method: str, code: str, seconds: float) -> None:
         self._rpc_total.labels(method, code).inc()
         self._rpc_seconds.labels(method).observe(seconds)
-
-    def cloud_call(self, action: str, code: str, seconds: float) -> None:
-        self._cloud_total.labels(action, code).inc()
-        self._cloud_seconds.labels(action).observe(seconds)
-        if code in record.THROTTLING:
-            self._throttled.labels(action).inc()
-
-    def cloud_retry(self, action: str, code: str, gave_up: bool) -> None:
-        (self._gave_up if gave_up else self._retries).labels(action, code).inc()
 
     def mount_command(self, command: str, outcome: str, seconds: float) -> None:
         self._mount_seconds.labels(command, outcome).observe(seconds)

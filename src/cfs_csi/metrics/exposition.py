@@ -1,4 +1,4 @@
-"""Prometheus' text exposition format (version 0.0.4) of a registry, and the ``/metrics`` route.
+"""Prometheus' text exposition format (version 0.0.4) of a registry.
 
 prometheus_client's own writer lives in a module that loads its HTTP servers and TLS (see
 :mod:`cfs_csi.metrics.client`), so the text is written here, from what the registry collects: ``# HELP`` and
@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: prometheus_client's family types as the text format names them (the others are written as they are).
 _TYPES = {"info": "gauge", "stateset": "gauge", "unknown": "untyped", "gaugehistogram": "histogram"}

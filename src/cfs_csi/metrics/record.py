@@ -2,8 +2,8 @@
 
 This module imports only the standard library, so instrumenting a module (the interceptor, the cloud API client,
 the mount runner, the statvfs probes) costs a process without metrics one attribute test per event and no
-imports. :func:`install` is called once, by ``serve`` when ``--metrics-port`` is set, with a :class:`Sink` built
-on prometheus_client (:mod:`cfs_csi.metrics.csi`).
+imports. :func:`install` is called once, by a component started with ``--metrics-port``, with a :class:`Sink` built
+on prometheus_client (:mod:`cfs_csi.metrics.csi`, :mod:`cfs_csi.metrics.shared`).
 
 The functions that turn raw values into label values are pure and bound each label to a fixed set: an unknown
 value becomes ``other``, never itself.
@@ -16,18 +16,33 @@ from collections.abc import Callable
 from typing import Protocol
 
 
-class Sink(Protocol):
-    """The events a component's metrics count; label values are already bounded when they arrive here."""
+class Sink:
+    """The events of every component, each ignored here: a component's metrics count those it has families for.
+    Label values are already bounded when they arrive."""
 
-    def rpc(self, method: str, code: str, seconds: float) -> None: ...
+    def rpc(self, method: str, code: str, seconds: float) -> None:
+        """A CSI call (controller, node)."""
 
-    def cloud_call(self, action: str, code: str, seconds: float) -> None: ...
+    def cloud_call(self, action: str, code: str, seconds: float) -> None:
+        """A CFS API call (controller, operator, sub-directory provisioner)."""
 
-    def cloud_retry(self, action: str, code: str, gave_up: bool) -> None: ...
+    def cloud_retry(self, action: str, code: str, gave_up: bool) -> None:
+        """A retryable CFS API error, retried or given up on."""
 
-    def mount_command(self, command: str, outcome: str, seconds: float) -> None: ...
+    def mount_command(self, command: str, outcome: str, seconds: float) -> None:
+        """A mount or umount command (node)."""
 
-    def volume_stats(self, outcome: str, seconds: float) -> None: ...
+    def volume_stats(self, outcome: str, seconds: float) -> None:
+        """A statvfs of a volume (node)."""
+
+    def reconcile(self, outcome: str, seconds: float) -> None:
+        """A reconcile of one Tcfs (operator)."""
+
+    def provision(self, operation: str, outcome: str, seconds: float) -> None:
+        """A claim's directory provisioned or a released one deleted (sub-directory provisioner)."""
+
+    def quota(self, operation: str, outcome: str) -> None:
+        """A directory quota set or removed (sub-directory provisioner)."""
 
 
 class HasStuck(Protocol):
@@ -83,6 +98,26 @@ def volume_stats(outcome: str, seconds: float) -> None:
         _sink.volume_stats(bounded(outcome, STATS_OUTCOMES), seconds)
 
 
+def reconcile(outcome: str, seconds: float) -> None:
+    """A Tcfs reconcile ended (``outcome``: :data:`RECONCILE_OUTCOMES`) after ``seconds``."""
+    if _sink is not None:
+        _sink.reconcile(bounded(outcome, RECONCILE_OUTCOMES), seconds)
+
+
+def provision(operation: str, outcome: str, seconds: float) -> None:
+    """A claim's directory was provisioned or a released one deleted (``operation``: ``provision``/``delete``;
+    ``outcome``: :data:`PROVISION_OUTCOMES`) after ``seconds``."""
+    if _sink is not None:
+        _sink.provision(bounded(operation, PROVISION_OPERATIONS), bounded(outcome, PROVISION_OUTCOMES), seconds)
+
+
+def quota(operation: str, outcome: str) -> None:
+    """A directory quota was set or removed (``operation``: ``set``/``remove``; ``outcome``:
+    :data:`QUOTA_OUTCOMES`)."""
+    if _sink is not None:
+        _sink.quota(bounded(operation, QUOTA_OPERATIONS), bounded(outcome, QUOTA_OUTCOMES))
+
+
 def watch_stats(prober: HasStuck) -> None:
     """Ask ``prober`` at each scrape how many of its probes are hung (held weakly: it may go away)."""
     _probers.add(prober)
@@ -109,6 +144,28 @@ COMMAND_OUTCOMES = frozenset({"ok", "failed", "not_found", "timeout", "cancelled
 #: The outcomes of a statvfs probe (:class:`cfs_csi.mount.stats.StatsProbes`): ``refused``: an earlier probe of
 #: the same path is past its deadline, so the call was answered at once.
 STATS_OUTCOMES = frozenset({"ok", "stale", "failed", "timeout", "refused", "cancelled"})
+#: How a Tcfs reconcile ended: done, a temporary problem to retry later (reported on the Tcfs), an error.
+RECONCILE_OUTCOMES = frozenset({"ok", "retry", "error"})
+PROVISION_OPERATIONS = frozenset({"provision", "delete"})
+#: ``refused``: the claim or volume was refused for good (an Event says why); ``error``: retried later.
+PROVISION_OUTCOMES = frozenset({"ok", "refused", "error"})
+QUOTA_OPERATIONS = frozenset({"set", "remove"})
+#: ``failed``: the cloud refused or did not answer.
+QUOTA_OUTCOMES = frozenset({"ok", "failed"})
+#: The Ready condition's reasons a Tcfs can have (:mod:`cfs_csi.operator`); another is counted as ``other``.
+TCFS_REASONS = frozenset(
+    {
+        "FileSystemReady",
+        "FileSystemMissing",
+        "FileSystemNotFound",
+        "InvalidSpec",
+        "Creating",
+        "CloudError",
+        "DeploymentNotOwned",
+        "ShareVolumeNotOwned",
+    }
+)
+
 #: The first part of the Tencent Cloud API's error codes (``ResourceNotFound.FileSystemNotFound``), plus the
 #: SDK's network codes and ``Cancelled``; the part after the dot is left out (it is open-ended).
 ERROR_CATEGORIES = frozenset(
