@@ -405,7 +405,8 @@ def test_metrics_are_off_by_default(helm: Path) -> None:
     assert not [o for o in objects if o["kind"] in ("Service", "ServiceMonitor")]
     controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
     node = one(objects, "DaemonSet", "csi-nodeplugin-cfsplugin")
-    for plugin in (container(controller, "csi-cfs"), container(node, "csi-cfs")):
+    plugins = [container(controller, "csi-cfs"), container(controller, "tcfs-operator"), container(node, "csi-cfs")]
+    for plugin in plugins:
         assert not [a for a in plugin["args"] if a.startswith("--metrics-port")]
         assert "metrics" not in {p["name"] for p in plugin.get("ports", [])}
 
@@ -417,6 +418,9 @@ def test_metrics_on_a_named_port_of_each_plugin_and_a_service_per_component(helm
     node = container(one(objects, "DaemonSet", "csi-nodeplugin-cfsplugin"), "csi-cfs")
     assert "--metrics-port=9809" in controller["args"] and "--metrics-port=31000" in node["args"]
     assert {"name": "metrics", "containerPort": 9809} in controller["ports"]
+    operator = container(one(objects, "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")
+    assert "--metrics-port=9810" in operator["args"]
+    assert operator["ports"] == [{"name": "metrics-op", "containerPort": 9810}]
     assert ({"name": "healthz", "containerPort": 9808} in controller["ports"]) == (liveness == "true")
     assert ("livenessProbe" in controller) == (liveness == "true")
     assert node["ports"] == [{"name": "healthz", "containerPort": 29653}, {"name": "metrics", "containerPort": 31000}]
@@ -428,7 +432,8 @@ def test_metrics_on_a_named_port_of_each_plugin_and_a_service_per_component(helm
     ):
         service = services[f"cfs-csi-{name}-metrics"]
         assert service["spec"]["selector"] == {"app": app}
-        assert service["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}]
+        operator_port = [{"name": "metrics-op", "port": 9810, "targetPort": "metrics-op"}][: name == "controller"]
+        assert service["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}, *operator_port]
         assert service["spec"]["clusterIP"] == "None"
     # Only with the ServiceMonitor API served (below).
     assert not [o for o in render(helm, metrics__enabled="true", metrics__serviceMonitor__enabled="true")
@@ -462,7 +467,9 @@ def test_service_monitor_only_when_asked_and_served(
             "cfs-csi/metrics": "true",
         }
         assert spec["namespaceSelector"] == {"matchNames": [chart.NAMESPACE]}
-        assert [(e["port"], e["path"], e["interval"]) for e in spec["endpoints"]] == [("metrics", "/metrics", "15s")]
+        assert [(e["port"], e["path"], e["interval"]) for e in spec["endpoints"]] == [
+            ("metrics", "/metrics", "15s"), ("metrics-op", "/metrics", "15s")
+        ]
         services = [o for o in render_with_apis(helm, apis, values) if o["kind"] == "Service"]
         assert all(s["metadata"]["labels"]["cfs-csi/metrics"] == "true" for s in services) and len(services) == 2
 

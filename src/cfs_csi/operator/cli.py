@@ -48,6 +48,13 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         default=True,
         help="act only while holding the Lease cfs-csi-operator (default: on)",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics (GET /metrics) on this port: reconciles by outcome, Tcfs by condition, "
+        "CFS API calls; 0: off",
+    )
     add_backend_arguments(p)
     p.set_defaults(run=_run)
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from cfs_csi.kube.informer import Informer
 from cfs_csi.kube.rest import ApiError
+from cfs_csi.metrics import record as metrics
 from cfs_csi.operator.context import CLAIMS, CLASSES, OperatorContext, at
 from cfs_csi.operator.storageclass import ensure_tcfs, served_provisioners, tcfs_for_claim
 from cfs_csi.operator.tcfs import Retry, backoff, reconcile
@@ -133,17 +135,22 @@ class Operator:
                 # if it changed what this one started from.
                 self._handled[name] = fingerprint(tcfs)
                 retry = self._retries.get(name, 0)
+                started, outcome = time.monotonic(), "ok"
                 try:
                     async with self._limit:
+                        started = time.monotonic()  # the reconcile's own time, not its wait for a slot
                         await reconcile(tcfs, self.context, retry)
                     self._retries.pop(name, None)
                 except Retry as again:
+                    outcome = "retry"
                     log.info("Tcfs %s: %s; again in %.0fs", name, again, again.delay)
                     self._retry_later(name, retry, again.delay)
                 except Exception as exc:
+                    outcome = "error"
                     delay = backoff(_WAIT_ERROR, retry)
                     log.warning("Tcfs %s: reconcile failed, again in %ds: %s", name, delay, exc)
                     self._retry_later(name, retry, delay)
+                metrics.reconcile(outcome, time.monotonic() - started)
                 if name not in self._again:
                     return
         finally:

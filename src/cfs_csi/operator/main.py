@@ -12,12 +12,16 @@ import asyncio
 import logging
 import time
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from cfs_csi.kube.rest import ApiError, Client
 from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION
+
+if TYPE_CHECKING:
+    from cfs_csi.driver.health import HttpServer
+    from cfs_csi.operator.context import OperatorContext
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ async def _operate(args: argparse.Namespace) -> None:
     from cfs_csi.operator.handlers import Operator
 
     client = Client.from_kubeconfig(args.kubeconfig, user_agent=LEASE)
-    context = None
+    context = exposition = None
     try:
         if args.install_crd:
             await install_crd(client)
@@ -65,11 +69,30 @@ async def _operate(args: argparse.Namespace) -> None:
                                          api_server=args.provisioner_api_server),
             client=client,
         )  # fmt: skip
+        exposition = await serve_metrics(args.metrics_port, context)
         await lead_and_run(client, LEASE, args.namespace, Operator(context).run, args.leader_elect)
     finally:
+        if exposition is not None:
+            await exposition.stop()
         if context is not None and context.events is not None:
             await context.events.drain()
         await client.aclose()
+
+
+async def serve_metrics(port: int, context: OperatorContext) -> HttpServer | None:
+    """With ``port``: count the operator's events from now on and serve ``GET /metrics`` there (the Tcfs
+    gauge reads ``context.tcfs``, the informer's cache, at each scrape); the server, to stop. None without."""
+    if not port:
+        return None
+    from cfs_csi.driver.health import metrics_server
+    from cfs_csi.metrics import record
+    from cfs_csi.metrics.shared import OperatorMetrics
+
+    metrics = OperatorMetrics(lambda: list(context.tcfs.values()))
+    record.install(metrics)
+    server = metrics_server(port, metrics.exposition)
+    await server.start()
+    return server
 
 
 async def install_crd(client: Client) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from cfs_csi.cloud.errors import CloudError, ErrorKind
+from cfs_csi.metrics import record as metrics
 
 if TYPE_CHECKING:
     from cfs_csi.cloud.base import DirectoryQuota, FileStorage
@@ -58,12 +59,23 @@ class ShareQuotas:
             return self._storage
 
     async def set(self, path: str, capacity_gib: int) -> DirectoryQuota:
-        storage = await self._backend()
-        return await _calling(storage.set_directory_quota(self.fs_id, path, capacity_gib))
+        try:
+            storage = await self._backend()
+            quota = await _calling(storage.set_directory_quota(self.fs_id, path, capacity_gib))
+        except QuotaFailure:
+            metrics.quota("set", "failed")
+            raise
+        metrics.quota("set", "ok")
+        return quota
 
     async def delete(self, path: str) -> None:
-        storage = await self._backend()
-        await _calling(storage.delete_directory_quota(self.fs_id, path))
+        try:
+            storage = await self._backend()
+            await _calling(storage.delete_directory_quota(self.fs_id, path))
+        except QuotaFailure:
+            metrics.quota("remove", "failed")
+            raise
+        metrics.quota("remove", "ok")
 
     async def get(self, path: str) -> DirectoryQuota | None:
         storage = await self._backend()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from typing import Any, TypeVar
 from cfs_csi.kube.events import EventPoster
 from cfs_csi.kube.informer import Informer
 from cfs_csi.kube.rest import ApiError, Client
+from cfs_csi.metrics import record as metrics
 from cfs_csi.provisioner import disk
 from cfs_csi.provisioner.cloud import QuotaFailure, ShareQuotas
 from cfs_csi.provisioner.ownership import Reservations, Verdict, conflict, reuse_existing, share_owners
@@ -153,10 +155,13 @@ class Provisioner:
             return
 
         async def guarded() -> None:
+            started = time.monotonic()
             try:
                 async with self.context.concurrency:
                     await work()
             except Exception as exc:
+                metrics.provision("provision" if key.startswith("claim/") else "delete", "error",
+                                  time.monotonic() - started)  # fmt: skip
                 log.warning("%s failed, retried at the next resync: %s", key, exc)
             finally:
                 self.context.work.finish(key)
@@ -224,8 +229,10 @@ async def provision(claim: dict[str, Any], storage_class: dict[str, Any], contex
     if volume in context.volumes or await client.get_or_none(f"{PVS}/{volume}") is not None:
         return
     where = f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"
+    started = time.monotonic()
 
     def refuse(reason: object) -> None:
+        metrics.provision("provision", "refused", time.monotonic() - started)
         _warn(context, claim, "PersistentVolumeClaim", "ProvisioningFailed",
               f"failed to provision volume for claim {where}: {reason}")  # fmt: skip
 
@@ -290,6 +297,7 @@ async def provision(claim: dict[str, Any], storage_class: dict[str, Any], contex
     if quota_bytes:
         done += f" with a directory quota of {quota_bytes // GIB} GiB" + (f" ({plan.note})" if plan.note else "")
     _info(context, claim, "PersistentVolumeClaim", "ProvisioningSucceeded", done)
+    metrics.provision("provision", "ok", time.monotonic() - started)
 
 
 class QuotaRefused(InvalidArgument):
@@ -368,6 +376,7 @@ async def reclaim(pv: dict[str, Any], storage_class: dict[str, Any] | None, cont
     name = metadata["name"]
     attributes = ((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}
     action = delete_action((storage_class or {}).get("parameters") if storage_class else None)
+    started = time.monotonic()
     try:
         if attributes.get("host") != context.share.server or attributes.get("fsid", "") != context.share.fsid:
             raise InvalidArgument(f"it belongs to {attributes.get('host')}:{attributes.get('fsid')}, not to this share")
@@ -377,9 +386,11 @@ async def reclaim(pv: dict[str, Any], storage_class: dict[str, Any] | None, cont
         quota = await _release_quota(context, name, str(attributes.get("path", "")), attributes, owners, action)
         done = await _on_share(context, disk.reclaim_directory, str(attributes.get("path", "")), name, owners, action)
     except InvalidArgument as exc:
+        metrics.provision("delete", "refused", time.monotonic() - started)
         _warn(context, pv, "PersistentVolume", "VolumeFailedDelete", f"refusing to touch the share for {name}: {exc}")
         return  # looked at again at the next resync: the PV in the way may be gone by then
     except QuotaFailure as failure:
+        metrics.provision("delete", "error", time.monotonic() - started)
         _warn(context, pv, "PersistentVolume", "VolumeFailedDelete",
               f"the directory quota of {name} could not be removed, so its directory is left as it is until a "
               f"retry: {failure.message}")  # fmt: skip
@@ -394,6 +405,7 @@ async def reclaim(pv: dict[str, Any], storage_class: dict[str, Any] | None, cont
         if exc.status not in (404, 409):
             context.work.handled.pop(name, None)
             raise
+    metrics.provision("delete", "ok", time.monotonic() - started)
 
 
 async def _release_quota(

@@ -13,14 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cfs_csi.provisioner.volumes import Share
 
 if TYPE_CHECKING:
     from cfs_csi.cloud.base import FileStorage
+    from cfs_csi.driver.health import HttpServer
+    from cfs_csi.provisioner.handlers import ProvisionerContext
 
 
 def share_from_env(env: Mapping[str, str]) -> tuple[str, Share, Path]:
@@ -66,6 +68,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds between full re-lists of classes, claims and PVs, which retry what failed (default 60)",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics (GET /metrics) on this port: provisions and deletes by outcome, directory "
+        "quotas, CFS API calls; 0: off",
+    )
     from cfs_csi.cloud.factory import add_backend_arguments  # small: the tencent backend is imported when built
 
     add_backend_arguments(p)
@@ -95,12 +104,48 @@ async def _provide(args: argparse.Namespace, name: str, share: Share, root: Path
     client = Client.from_kubeconfig(args.kubeconfig, user_agent=f"cfs-csi-subdir-provisioner/{name}")
     context = ProvisionerContext(name=name, share=share, root=root, dir_mode=args.dir_mode, client=client,
                                  quotas=ShareQuotas(share.cloud_id, build))  # fmt: skip
+    exposition = await _serve_metrics(getattr(args, "metrics_port", 0), context)
     try:
         await lead_and_run(client, name, args.namespace, Provisioner(context, args.resync).run, args.leader_elect)
     finally:
+        if exposition is not None:
+            await exposition.stop()
         assert context.events is not None
         await context.events.drain()
         await client.aclose()
+
+
+def share_volumes(volumes: Iterable[Mapping[str, Any]], provisioner: str) -> tuple[int, int, int]:
+    """(PVs ``provisioner`` made, those recording a directory quota, the sum of their quotas in bytes) (pure)."""
+    from cfs_csi.provisioner.quotas import recorded_quota
+
+    count = with_quota = total = 0
+    for pv in volumes:
+        annotations = (pv.get("metadata") or {}).get("annotations") or {}
+        if annotations.get("pv.kubernetes.io/provisioned-by") != provisioner:
+            continue
+        count += 1
+        quota = recorded_quota(((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {})
+        if quota:
+            with_quota += 1
+            total += quota
+    return count, with_quota, total
+
+
+async def _serve_metrics(port: int, context: ProvisionerContext) -> HttpServer | None:
+    """With ``port``: count the provisioner's events from now on and serve ``GET /metrics`` there (volumes and
+    quota bytes read from the PV cache at each scrape); the server, to stop. None without."""
+    if not port:
+        return None
+    from cfs_csi.driver.health import metrics_server
+    from cfs_csi.metrics import record
+    from cfs_csi.metrics.shared import ProvisionerMetrics
+
+    metrics = ProvisionerMetrics(lambda: share_volumes(list(context.volumes.values()), context.name))
+    record.install(metrics)
+    server = metrics_server(port, metrics.exposition)
+    await server.start()
+    return server
 
 
 def _few_malloc_arenas(arenas: int = 2) -> None:
