@@ -162,9 +162,8 @@ class Bench:
                     continue
                 ref = event.get("objectRef") or {}
                 code = (event.get("responseStatus") or {}).get("code", 0)
-                calls[
-                    f"{event['verb']} {ref.get('resource', '?')}{'/' + ref['subresource'] if ref.get('subresource') else ''} {code}"
-                ] += 1  # noqa: E501
+                sub = "/" + ref["subresource"] if ref.get("subresource") else ""
+                calls[f"{event['verb']} {ref.get('resource', '?')}{sub} {code}"] += 1
         return calls
 
     def make_class(self, name: str) -> None:

@@ -294,10 +294,10 @@ def test_helm_install_gives_a_bound_claim_of_the_seeds_class_through_the_in_clus
     assert pv.spec.csi.driver == DRIVER
     assert (release.exports / fs["IpAddress"] / fs["FSID"]).is_dir()  # its data, on the node's disk
     delete_claim_and_check_the_file_system_goes(kube, release, namespace, "cfs-normal", fs)
-    # Every container of the controller pod kept running, and csi-provisioner and the operator (kopf) called the
+    # Every container of the controller pod kept running, and csi-provisioner and the operator called the
     # API server as the pod's account, by the address the chart gave them.
     assert restarts(kube, "app=csi-provisioner-cfsplugin") == {}, describe(kube, "app=csi-provisioner-cfsplugin")
-    assert {"csi-provisioner", "kopf"} <= api_clients(release.audit_log, release.audit_offset)
+    assert {"csi-provisioner", "cfs-csi-operator"} <= api_clients(release.audit_log, release.audit_offset)
     with capsys.disabled():
         print(f"\nchart on the node: helm install to controller pod Ready {release.install_to_controller_ready:.1f}s;"
               f" PVC create to Bound {to_bound:.1f}s")  # fmt: skip

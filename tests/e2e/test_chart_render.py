@@ -152,7 +152,7 @@ def test_resizer_and_snapshotter_sidecars_follow_the_release(
     images = {c["name"]: c["image"].rsplit(":", 1)[1] for c in pod(controller)["containers"]}
     assert images.get("csi-resizer") == resizer
     assert images.get("csi-snapshotter") == snapshotter
-    roles = [o for o in objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "cfs-csi-controller-sidecars"]
+    roles = [o for o in objects if (o["kind"], o["metadata"]["name"]) == ("ClusterRole", "cfs-csi-controller-sidecars")]
     groups = {group for role in roles for rule in role["rules"] for group in rule["apiGroups"]}
     assert ("snapshot.storage.k8s.io" in groups) is (snapshotter is not None)
     assert bool(roles) is (resizer is not None or snapshotter is not None)
@@ -321,6 +321,26 @@ def test_cloud_credentials_come_from_a_secret_volume_only(helm: Path) -> None:
     assert volumes["cloud-credentials"]["secret"]["secretName"] == "my-keys"
 
 
+def test_the_operator_hands_its_credentials_secret_to_the_provisioner_pods(helm: Path) -> None:
+    operator = container(one(render(helm), "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")["args"]
+    assert not [a for a in operator if a.startswith("--provisioner-credentials-secret")]  # instance role: none
+    objects = render(helm, cloud__credentials__existingSecret="my-keys")
+    operator = container(one(objects, "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")["args"]
+    assert "--provisioner-credentials-secret=my-keys" in operator
+
+
+def test_json_logs_are_one_value_for_every_container_of_ours(helm: Path) -> None:
+    default = render(helm)
+    objects = render(helm, logFormat="json")
+    ours = {("csi-provisioner-cfsplugin", "csi-cfs"), ("csi-provisioner-cfsplugin", "tcfs-operator"),
+            ("csi-nodeplugin-cfsplugin", "csi-cfs")}  # fmt: skip
+    for owner, name in ours:
+        kind = "DaemonSet" if "node" in owner else "Deployment"
+        args = container(one(objects, kind, owner), name)["args"]
+        assert args[0] == "--log-format=json" and args[1] in ("serve", "operator")
+        assert container(one(default, kind, owner), name)["args"] == args[1:]  # text: no flag at all
+
+
 def test_only_one_credential_value_is_an_error(helm: Path) -> None:
     with pytest.raises(chart.HelmError, match="secretKey is needed"):
         render(helm, cloud__credentials__secretId="AKID")
@@ -468,7 +488,8 @@ def test_service_monitor_only_when_asked_and_served(
         }
         assert spec["namespaceSelector"] == {"matchNames": [chart.NAMESPACE]}
         assert [(e["port"], e["path"], e["interval"]) for e in spec["endpoints"]] == [
-            ("metrics", "/metrics", "15s"), ("metrics-op", "/metrics", "15s")
+            ("metrics", "/metrics", "15s"),
+            ("metrics-op", "/metrics", "15s"),
         ]
         services = [o for o in render_with_apis(helm, apis, values) if o["kind"] == "Service"]
         assert all(s["metadata"]["labels"]["cfs-csi/metrics"] == "true" for s in services) and len(services) == 2

@@ -32,4 +32,5 @@ def test_crd_has_the_seed_fields() -> None:
     assert {"pgroupid", "provisionername", "reclaimpolicy", "storagetype", "subnetid", "vpcid", "zone",
             "fromExistCfs"} <= set(schema["spec"]["properties"])  # fmt: skip
     assert {"cfsfilesystemid", "cfsserver", "conditions", "observedGeneration"} <= set(schema["status"]["properties"])
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Server", "FSID", "CFS ID", "Ready", "Reason", "Age"]
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns == ["Server", "FSID", "CFS ID", "Ready", "Reason", "Age"]

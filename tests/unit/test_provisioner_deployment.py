@@ -90,3 +90,20 @@ def test_a_changed_cloud_replaces_the_deployment() -> None:
               for t in (ProvisionerTemplate("i"), ProvisionerTemplate("i", cloud_args=("--backend=tencent",)),
                         ProvisionerTemplate("i", credentials_secret="keys"))}  # fmt: skip
     assert len(hashes) == 3
+
+
+@pytest.mark.parametrize(
+    ("log_format", "command"),
+    [
+        ("text", ["cfs-csi", "subdir-provisioner", "--leader-elect"]),  # the default: no flag, the same spec hash
+        ("json", ["cfs-csi", "--log-format=json", "subdir-provisioner", "--leader-elect"]),
+    ],
+)
+def test_the_provisioner_logs_in_the_operators_format(log_format: str, command: list[str]) -> None:
+    fs = SharedFileSystem("10.0.33.130", "wmyio3c8")
+    deployment = desired_deployment(TCFS, fs, ProvisionerTemplate("i", log_format=log_format))
+    assert pod(deployment)["containers"][0]["command"] == command
+    plain = desired_deployment(TCFS, fs, ProvisionerTemplate("i"))
+    same = log_format == "text"
+    key = "cfs-csi.tencent.com/spec-hash"
+    assert (deployment["metadata"]["annotations"][key] == plain["metadata"]["annotations"][key]) is same

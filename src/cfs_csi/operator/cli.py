@@ -36,6 +36,13 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help="run the provisioner pods in the node's network (where pods have no network of their own)",
     )
     p.add_argument(
+        "--provisioner-credentials-secret",
+        default="",
+        metavar="SECRET",
+        help="the Secret with the cloud keys, mounted in the provisioner pods, which set directory quotas with "
+        "them (default: none: the pods use their environment or the CVM role)",
+    )
+    p.add_argument(
         "--provisioner-api-server",
         type=_api_server,
         default=None,

@@ -42,6 +42,9 @@ class ProvisionerTemplate:
     cloud_args: tuple[str, ...] = ()
     #: The Secret with the cloud keys (the operator's own), mounted at :data:`CREDENTIALS_MOUNT`; "" for none.
     credentials_secret: str = ""
+    #: ``--log-format`` of the provisioner pods (the operator's own); passed only when not the default text, so
+    #: that Deployments made before the flag keep their spec hash and are not rolled out on upgrade.
+    log_format: str = "text"
 
 
 #: Where the provisioner pod has the cloud keys' Secret (as the chart mounts it in the controller pod).
@@ -67,6 +70,11 @@ def provisioner_cloud_args(options: Mapping[str, Any], credentials_secret: str =
     if credentials_secret:
         flags.append(f"--credentials-dir={CREDENTIALS_MOUNT}")
     return tuple(flags)
+
+
+def log_flags(log_format: str) -> list[str]:
+    """The global flags that give the provisioner the operator's log format (none for the default)."""
+    return [] if log_format == "text" else [f"--log-format={log_format}"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,8 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
             "name": "subdir-provisioner",
             "image": template.image,
             "imagePullPolicy": template.image_pull_policy,
-            "command": ["cfs-csi", "subdir-provisioner", "--leader-elect", *template.cloud_args],
+            "command": ["cfs-csi", *log_flags(template.log_format), "subdir-provisioner", "--leader-elect",
+                        *template.cloud_args],
             "env": env,
             "volumeMounts": mounts,
             "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},

@@ -49,7 +49,7 @@ async def _operate(args: argparse.Namespace) -> None:
     from cfs_csi.cloud.factory import backend_from_arguments
     from cfs_csi.kube.leading import lead_and_run
     from cfs_csi.operator.context import OperatorContext
-    from cfs_csi.operator.desired import ProvisionerTemplate
+    from cfs_csi.operator.desired import ProvisionerTemplate, provisioner_cloud_args
     from cfs_csi.operator.handlers import Operator
 
     client = Client.from_kubeconfig(args.kubeconfig, user_agent=LEASE)
@@ -66,7 +66,11 @@ async def _operate(args: argparse.Namespace) -> None:
                                          replicas=args.provisioner_replicas,
                                          image_pull_policy=args.provisioner_image_pull_policy,
                                          host_network=args.provisioner_host_network,
-                                         api_server=args.provisioner_api_server),
+                                         api_server=args.provisioner_api_server,
+                                         cloud_args=provisioner_cloud_args(vars(args),
+                                                                           args.provisioner_credentials_secret),
+                                         credentials_secret=args.provisioner_credentials_secret,
+                                         log_format=getattr(args, "log_format", "text")),
             client=client,
         )  # fmt: skip
         exposition = await serve_metrics(args.metrics_port, context)

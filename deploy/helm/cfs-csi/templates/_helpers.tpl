@@ -141,3 +141,10 @@ seccompProfile:
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* Global flags of our containers (before the sub-command): the log format when it is not the default. */ -}}
+{{- define "cfs-csi.logFlags" -}}
+{{- if eq .Values.logFormat "json" -}}
+- --log-format=json
+{{- end -}}
+{{- end -}}
