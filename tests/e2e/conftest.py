@@ -293,9 +293,18 @@ def operator(control_plane: ControlPlane, kube: Kube) -> Iterator[Operator]:
         operator.process.stop()
         print("--- operator log (tail) ---\n" + operator.process.tail(60))
         emulator.stop()
-        for tcfs in kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
-            kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tcfs["metadata"]["name"])
+        delete_every_tcfs(kube)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def delete_every_tcfs(kube: Kube) -> None:
+    """Delete what Tcfs objects are left; one the garbage collector removes meanwhile (its class went) is fine."""
+    for tcfs in kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
+        try:
+            kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tcfs["metadata"]["name"])
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 # --- the Helm chart against the control plane ----------------------------------------------------------------

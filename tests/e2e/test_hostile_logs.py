@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
 from tests.conftest import SECRET_ID, SECRET_KEY, start_emulator
 from tests.cvm_metadata import instance_role, leaks
-from tests.e2e.conftest import GROUP, NAMESPACE, PLURAL, VERSION, Kube, pv_gone, wait_for
+from tests.e2e.conftest import NAMESPACE, Kube, delete_every_tcfs, pv_gone, wait_for
 from tests.e2e.test_operator import claim, delete_class, deployment, ready_tcfs, share_class
 
 ROLE = "cfs-csi-e2e-role"
@@ -117,8 +117,7 @@ def test_operator_and_provisioner_debug_logs_hold_no_credential(
             process.stop()
         emulator.stop()
         delete_class(kube, CLASS)
-        for tcfs in kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
-            kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tcfs["metadata"]["name"])
+        delete_every_tcfs(kube)
     try:
         assert emulator.process.stdout is not None
         outputs = {process.name: process.log.read_text(errors="replace") for process in processes}
