@@ -213,3 +213,25 @@ def _created(kube: Kube, body: dict[str, Any]) -> bool:
             return False
         raise
     return True
+
+
+def test_a_claim_says_why_its_tcfs_is_not_ready_once_across_restarts(kube: Kube, operator: Operator) -> None:
+    kube.create(share_class("cfs-missing", fromExistCfs="cfs-doesnotexist"))
+    kube.create(claim("missing-1", "cfs-missing"))
+
+    def warnings() -> list[Any]:
+        return [e for e in kube.events_for("default", "missing-1")
+                if e.type == "Warning" and e.reason == "FileSystemNotFound"]  # fmt: skip
+
+    try:
+        [event] = wait_for("the claim's warning", warnings, timeout=60)
+        assert "Tcfs kube-system/cfs-missing" in event.message and "cfs-doesnotexist" in event.message
+        assert event.source.component == "cfs-csi-operator"
+        first_count = event.count or 1
+        operator.restart()  # a new process: it knows nothing of the Event posted before
+        counted = wait_for("the same warning counted again",
+                           lambda: [e for e in warnings() if (e.count or 1) > first_count], timeout=90)  # fmt: skip
+        assert len(warnings()) == 1 and counted[0].metadata.name == event.metadata.name
+        assert kube.core.read_namespaced_persistent_volume_claim("missing-1", "default").status.phase == "Pending"
+    finally:
+        delete_class(kube, "cfs-missing")

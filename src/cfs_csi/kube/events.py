@@ -8,6 +8,9 @@ With ``aggregate``, an event repeated about the same object (same type, reason a
 again: the first one's ``count`` and ``lastTimestamp`` are patched, as Kubernetes' own components do
 (``kubectl describe`` shows "x5 over 10m"), so a condition that lasts stays visible (the API server drops an
 Event an hour after its last update) without a new object per retry or resync. It takes ``patch`` on events.
+A restarted process does not know what it posted before, so the first time it is about to post a key it looks for
+that Event (same object, type, reason, message and our component) and counts on it instead: the same warning is
+not posted again per restart either. That takes ``list`` on events, once per key per process.
 """
 
 from __future__ import annotations
@@ -97,7 +100,11 @@ class EventPoster:
     async def _repeat(self, key: Key, body: dict[str, Any]) -> bool:
         """Count ``body`` on the event already posted for ``key``; False if there is none (any more)."""
         found = self._posted.get(key)
-        if found is None or not found[0]:
+        if found is None:
+            found = await self._earlier(key, body)
+            if found is None:
+                return False
+        if not found[0]:
             return False
         name, count = found
         patch = {"count": count + 1, "lastTimestamp": body["lastTimestamp"]}
@@ -106,11 +113,27 @@ class EventPoster:
         except ApiError as exc:
             if exc.status != 404:  # 404: expired (an hour after its last update), so a new one is posted
                 raise
-            del self._posted[key]
+            self._posted.pop(key, None)
             return False
         self._posted[key] = (name, count + 1)
         self._posted.move_to_end(key)
         return True
+
+    async def _earlier(self, key: Key, body: dict[str, Any]) -> tuple[str, int] | None:
+        """The Event an earlier run of this component posted for ``key`` (name, count), if the API still has it."""
+        involved = body["involvedObject"]
+        selector = [f"reason={body['reason']}", f"type={body['type']}"]
+        if involved.get("uid"):
+            selector.append(f"involvedObject.uid={involved['uid']}")
+        else:
+            selector.append(f"involvedObject.name={involved.get('name', '')}")
+        listed = await self.client.list(f"/api/v1/namespaces/{key[1]}/events",
+                                        params={"fieldSelector": ",".join(selector)})  # fmt: skip
+        for event in listed.get("items") or []:
+            source = (event.get("source") or {}).get("component")
+            if event.get("message") == body["message"] and source == self.component:
+                return str(event["metadata"]["name"]), int(event.get("count") or 1)
+        return None
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait (a little) for events still being posted, at shutdown."""

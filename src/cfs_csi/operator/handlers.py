@@ -29,7 +29,7 @@ from cfs_csi.kube.informer import Informer
 from cfs_csi.kube.rest import ApiError
 from cfs_csi.metrics import record as metrics
 from cfs_csi.operator.context import CLAIMS, CLASSES, OperatorContext, at
-from cfs_csi.operator.storageclass import ensure_tcfs, served_provisioners, tcfs_for_claim
+from cfs_csi.operator.storageclass import ensure_tcfs, pending_reason, served_provisioners, tcfs_for_claim
 from cfs_csi.operator.tcfs import Retry, backoff, reconcile
 from cfs_csi.volume.errors import InvalidArgument
 
@@ -64,6 +64,7 @@ class Operator:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._busy: set[str] = set()  # Tcfs creations and finalizer removals in flight, by key
         self._waiting: dict[str, dict[str, dict[str, Any]]] = {}  # claims whose class is not seen yet
+        self._pending: dict[str, dict[str, dict[str, Any]]] = {}  # unbound claims by the Tcfs that serves them
         self._limit = asyncio.Semaphore(CONCURRENCY)
 
     async def run(self) -> None:
@@ -97,6 +98,7 @@ class Operator:
                 timer.cancel()
             return
         self.context.tcfs[name] = tcfs
+        self._tell_pending_claims(name, tcfs)
         if KOPF_FINALIZER in (tcfs["metadata"].get("finalizers") or []):
             self._spawn(f"finalizer/{name}", lambda: self._drop_kopf_finalizer(tcfs))
         if tcfs["metadata"].get("deletionTimestamp"):
@@ -198,6 +200,8 @@ class Operator:
         uid = str(claim["metadata"].get("uid", ""))
         bound = (claim.get("status") or {}).get("phase") == "Bound"
         if kind == "DELETED" or bound:
+            for claims in self._pending.values():
+                claims.pop(uid, None)
             waiting = self._waiting.get(class_name)
             if waiting is not None:
                 waiting.pop(uid, None)
@@ -214,9 +218,26 @@ class Operator:
         except InvalidArgument as exc:
             context.post(claim, "PersistentVolumeClaim", "InvalidSharedStorageClass", str(exc), warning=True)
             return
-        if wanted is None or wanted["metadata"]["name"] in context.tcfs:
+        if wanted is None:
+            return
+        tcfs_name = str(wanted["metadata"]["name"])
+        self._pending.setdefault(tcfs_name, {})[uid] = claim
+        existing = context.tcfs.get(tcfs_name)
+        if existing is not None:
+            self._tell_claim(claim, existing)
             return
         self._spawn(f"class/{class_name}", lambda: ensure_tcfs(context, claim, wanted))
+
+    def _tell_pending_claims(self, name: str, tcfs: dict[str, Any]) -> None:
+        for claim in list(self._pending.get(name, {}).values()):
+            self._tell_claim(claim, tcfs)
+
+    def _tell_claim(self, claim: dict[str, Any], tcfs: dict[str, Any]) -> None:
+        """A Warning on a claim whose Tcfs is not Ready, with the Tcfs's reason: ``kubectl describe pvc`` is where
+        a user looks, not the Tcfs. Repeats are counted on one Event (the poster aggregates)."""
+        why = pending_reason(tcfs)
+        if why is not None:
+            self.context.post(claim, "PersistentVolumeClaim", why[0], why[1], warning=True)
 
     def _spawn(self, key: str, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Run ``work()`` unless work for ``key`` runs; an error is logged (the next event or re-list retries)."""

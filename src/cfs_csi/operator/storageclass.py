@@ -45,6 +45,21 @@ def tcfs_for_claim(
     return tcfs_object(parse_shared_class(storage_class), namespace)
 
 
+def pending_reason(tcfs: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Why a claim served by ``tcfs`` waits, for a Warning on the claim: ``(reason, message)`` while the Tcfs's
+    Ready condition is False (its own reason, e.g. ``FileSystemNotFound``), else ``None`` (ready, or not judged
+    yet) (pure)."""
+    status = tcfs.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") != "False":
+        return None
+    metadata = tcfs.get("metadata") or {}
+    where = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+    detail = str(ready.get("message") or "no message")
+    reason = str(ready.get("reason") or "SharedFileSystemNotReady")
+    return reason, f"shared file system not ready (Tcfs {where}): {detail}"
+
+
 async def ensure_tcfs(context: OperatorContext, claim: dict[str, Any], tcfs: dict[str, Any]) -> bool:
     """Create the Tcfs unless it exists; True if this call created it (and told the claim so)."""
     name = tcfs["metadata"]["name"]
