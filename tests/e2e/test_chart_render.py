@@ -341,6 +341,25 @@ def test_json_logs_are_one_value_for_every_container_of_ours(helm: Path) -> None
         assert container(one(default, kind, owner), name)["args"] == args[1:]  # text: no flag at all
 
 
+@pytest.mark.parametrize(
+    ("values", "operator_flags", "probe"),
+    [
+        ({}, ["--health-port=9811", "--provisioner-health-port=8080"], True),
+        # host network: the provisioner pods of several classes would want one port on one node
+        ({"controller__hostNetwork": "true"}, ["--health-port=9811"], True),
+        ({"controller__livenessProbe": "false"}, [], False),
+    ],
+)
+def test_the_operator_and_its_provisioners_serve_health_checks(
+    helm: Path, values: dict[str, str], operator_flags: list[str], probe: bool
+) -> None:
+    operator = container(one(render(helm, **values), "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")
+    assert [a for a in operator["args"] if "health-port" in a] == operator_flags
+    assert ("livenessProbe" in operator) is probe
+    if probe:
+        assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz-op"}
+
+
 def test_only_one_credential_value_is_an_error(helm: Path) -> None:
     with pytest.raises(chart.HelmError, match="secretKey is needed"):
         render(helm, cloud__credentials__secretId="AKID")
@@ -440,7 +459,8 @@ def test_metrics_on_a_named_port_of_each_plugin_and_a_service_per_component(helm
     assert {"name": "metrics", "containerPort": 9809} in controller["ports"]
     operator = container(one(objects, "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")
     assert "--metrics-port=9810" in operator["args"]
-    assert operator["ports"] == [{"name": "metrics-op", "containerPort": 9810}]
+    healthz = [{"name": "healthz-op", "containerPort": 9811}] if liveness == "true" else []
+    assert operator["ports"] == [{"name": "metrics-op", "containerPort": 9810}, *healthz]
     assert ({"name": "healthz", "containerPort": 9808} in controller["ports"]) == (liveness == "true")
     assert ("livenessProbe" in controller) == (liveness == "true")
     assert node["ports"] == [{"name": "healthz", "containerPort": 29653}, {"name": "metrics", "containerPort": 31000}]

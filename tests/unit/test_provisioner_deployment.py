@@ -107,3 +107,12 @@ def test_the_provisioner_logs_in_the_operators_format(log_format: str, command: 
     same = log_format == "text"
     key = "cfs-csi.tencent.com/spec-hash"
     assert (deployment["metadata"]["annotations"][key] == plain["metadata"]["annotations"][key]) is same
+
+
+def test_a_health_port_gives_the_provisioner_its_flag_and_a_liveness_probe() -> None:
+    fs = SharedFileSystem("10.0.33.130", "wmyio3c8")
+    container = pod(desired_deployment(TCFS, fs, ProvisionerTemplate("i", health_port=8080)))["containers"][0]
+    assert container["command"][-1] == "--health-port=8080"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    plain = pod(desired_deployment(TCFS, fs, ProvisionerTemplate("i")))["containers"][0]
+    assert "livenessProbe" not in plain and not [a for a in plain["command"] if "health" in a]

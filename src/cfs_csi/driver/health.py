@@ -164,6 +164,16 @@ def metrics_server(port: int, exposition: Callable[[], bytes], sock: socket.sock
     return HttpServer(port, {"/metrics": page}, sock=sock)
 
 
+async def start_health(port: int, check: Check) -> HttpServer | None:
+    """With ``port``: ``GET /healthz`` there, started, failing while ``check()`` names a problem; None without
+    (the operator's and the sub-directory provisioner's ``--health-port``)."""
+    if not port:
+        return None
+    server = HealthServer(port, [check])
+    await server.start()
+    return server
+
+
 class HealthServer(HttpServer):
     """``/healthz``: 200 while every check passes, else 503 with the problems."""
 

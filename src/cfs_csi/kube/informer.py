@@ -16,11 +16,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from cfs_csi.kube.liveness import Liveness
 from cfs_csi.kube.rest import ApiError, Client
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, dict[str, Any]], None]
+
+
+#: Seconds beyond two re-list periods a watch may be silent (the API client's own timeouts, a slow list).
+LIVENESS_MARGIN = 90.0
 
 
 def _key(item: dict[str, Any]) -> str:
@@ -35,9 +40,12 @@ class Informer:
     wait for the one it looks things up in (StorageClasses) before handling the others.
     """
 
-    def __init__(self, client: Client, path: str, handler: Handler, resync: float = 60.0) -> None:
+    def __init__(
+        self, client: Client, path: str, handler: Handler, resync: float = 60.0, liveness: Liveness | None = None
+    ) -> None:
         self.client, self.path, self.handler = client, path, handler
         self.resync = max(1, int(resync))
+        self.liveness = liveness
         self.synced = asyncio.Event()
         self._known: set[str] = set()
 
@@ -49,6 +57,7 @@ class Informer:
                 version = await self._list()
                 pause = 0.5
                 async for event in self.client.watch(self.path, version, self.resync):
+                    self._beat()
                     kind, item = event.get("type", ""), event.get("object") or {}
                     if kind == "BOOKMARK":
                         continue
@@ -65,8 +74,15 @@ class Informer:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
 
+    def _beat(self) -> None:
+        """Progress: a list or a watch event. The server ends a quiet watch after ``resync`` seconds and it is
+        listed again, so more than two of those plus the client's timeouts without one means a stuck stream."""
+        if self.liveness is not None:
+            self.liveness.beat(f"watch {self.path}", 2 * self.resync + LIVENESS_MARGIN)
+
     async def _list(self) -> str:
         listed = await self.client.list(self.path)
+        self._beat()
         keys = set()
         for item in listed["items"]:
             keys.add(_key(item))

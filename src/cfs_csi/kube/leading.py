@@ -10,13 +10,14 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from cfs_csi.kube.lease import LeaderElector
+from cfs_csi.kube.liveness import Liveness
 from cfs_csi.kube.rest import Client
 
 log = logging.getLogger(__name__)
 
 
 async def lead_and_run(client: Client, lease: str, namespace: str, work: Callable[[], Awaitable[None]],
-                       leader_elect: bool = True) -> None:  # fmt: skip
+                       leader_elect: bool = True, liveness: Liveness | None = None) -> None:  # fmt: skip
     """Wait for the Lease (if asked), run ``work()`` until SIGTERM/SIGINT or the Lease is lost, release the Lease.
 
     Raises RuntimeError when the Lease was lost, so that the process exits non-zero and its restart waits for
@@ -32,6 +33,11 @@ async def lead_and_run(client: Client, lease: str, namespace: str, work: Callabl
     try:
         if leader_elect:
             elector = LeaderElector(client, lease, namespace, on_lost=stopping.set)
+            if liveness is not None:
+                # A round every retry (waiting) or renew period (leading), each bounded by the client's timeout.
+                allowed = max(elector.retry_period, elector.renew_period) + 60.0
+                elector.on_round = lambda: liveness.beat("lease", allowed)
+                elector.on_round()
             log.info("waiting to lead (Lease %s/%s)", namespace, lease)
             acquiring = asyncio.ensure_future(elector.acquire())
             stopped = asyncio.ensure_future(stopping.wait())

@@ -265,6 +265,8 @@ class LeaderElector:
         self.renew_period = renew_period
         self.retry_period = retry_period
         self._on_lost = on_lost
+        #: Called at the start of every read-decide-write round (acquiring or renewing): a liveness beat.
+        self.on_round: Callable[[], None] | None = None
         self._clock = clock
         self._deadline: float | None = None  # monotonic instant our tenure ends unless renewed
         self._write = asyncio.Lock()
@@ -416,6 +418,8 @@ class LeaderElector:
         With ``renew_only`` (the renewing task) nothing but a renewal is written: a lease that is free or gone
         while we thought we held it means our tenure was interrupted, and must not be silently resumed.
         """
+        if self.on_round is not None:
+            self.on_round()
         async with self._write:
             if renew_only and self._deadline is None:
                 return _Outcome.STOPPED, ""

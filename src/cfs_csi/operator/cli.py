@@ -36,6 +36,12 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help="run the provisioner pods in the node's network (where pods have no network of their own)",
     )
     p.add_argument(
+        "--provisioner-health-port",
+        type=int,
+        default=0,
+        help="the provisioner pods serve /healthz on this port, their liveness probe (default 0: none)",
+    )
+    p.add_argument(
         "--provisioner-credentials-secret",
         default="",
         metavar="SECRET",
@@ -54,6 +60,13 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         action=argparse.BooleanOptionalAction,
         default=True,
         help="act only while holding the Lease cfs-csi-operator (default: on)",
+    )
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="serve GET /healthz on this port: 503 when the Lease loop or a watch made no progress for longer than "
+        "it may (a stuck loop only a restart fixes); 0: off",
     )
     p.add_argument(
         "--metrics-port",

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from cfs_csi.cloud.base import FileStorage
 from cfs_csi.kube.events import EventPoster
+from cfs_csi.kube.liveness import Liveness
 from cfs_csi.kube.rest import Client
 from cfs_csi.operator.desired import ProvisionerTemplate
 from cfs_csi.operator.shared import TCFS_GROUP, TCFS_PLURAL, TCFS_VERSION
@@ -35,6 +36,8 @@ class OperatorContext:
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The Tcfs informer's cache (Tcfs objects of :attr:`namespace`), by name; status patches update it too.
     tcfs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The beats of its Lease loop and watches (``--health-port``'s ``/healthz``).
+    liveness: Liveness = field(default_factory=Liveness)
 
     def __post_init__(self) -> None:
         if self.events is None:

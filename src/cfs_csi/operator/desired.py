@@ -45,6 +45,9 @@ class ProvisionerTemplate:
     #: ``--log-format`` of the provisioner pods (the operator's own); passed only when not the default text, so
     #: that Deployments made before the flag keep their spec hash and are not rolled out on upgrade.
     log_format: str = "text"
+    #: ``--health-port`` of the provisioner pods, with a liveness probe on it; 0: neither (host-network pods of
+    #: several classes on one node would fight over one port).
+    health_port: int = 0
 
 
 #: Where the provisioner pod has the cloud keys' Secret (as the chart mounts it in the controller pod).
@@ -75,6 +78,19 @@ def provisioner_cloud_args(options: Mapping[str, Any], credentials_secret: str =
 def log_flags(log_format: str) -> list[str]:
     """The global flags that give the provisioner the operator's log format (none for the default)."""
     return [] if log_format == "text" else [f"--log-format={log_format}"]
+
+
+def health_flags(port: int) -> list[str]:
+    return [f"--health-port={port}"] if port else []
+
+
+def liveness_probe(port: int) -> dict[str, Any]:
+    """The container's liveness probe on its ``/healthz`` (a stuck Lease loop or watch), if it serves one."""
+    if not port:
+        return {}
+    probe = {"httpGet": {"path": "/healthz", "port": port}, "initialDelaySeconds": 30, "periodSeconds": 30,
+             "timeoutSeconds": 10, "failureThreshold": 3}  # fmt: skip
+    return {"livenessProbe": probe}
 
 
 @dataclass(frozen=True)
@@ -157,7 +173,8 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
             "image": template.image,
             "imagePullPolicy": template.image_pull_policy,
             "command": ["cfs-csi", *log_flags(template.log_format), "subdir-provisioner", "--leader-elect",
-                        *template.cloud_args],
+                        *template.cloud_args, *health_flags(template.health_port)],
+            **liveness_probe(template.health_port),
             "env": env,
             "volumeMounts": mounts,
             "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},

@@ -70,9 +70,10 @@ class Operator:
     async def run(self) -> None:
         """Until cancelled."""
         client, context = self.context.client, self.context
-        tcfs = Informer(client, context.tcfs_path, self._tcfs_event, self.relist)
-        classes = Informer(client, CLASSES, self._class_event, self.relist)
-        claims = Informer(client, CLAIMS, self._claim_event, self.relist)
+        live = context.liveness
+        tcfs = Informer(client, context.tcfs_path, self._tcfs_event, self.relist, live)
+        classes = Informer(client, CLASSES, self._class_event, self.relist, live)
+        claims = Informer(client, CLAIMS, self._claim_event, self.relist, live)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(tcfs.run())

@@ -47,13 +47,14 @@ def run(args: argparse.Namespace) -> int:
 
 async def _operate(args: argparse.Namespace) -> None:
     from cfs_csi.cloud.factory import backend_from_arguments
+    from cfs_csi.driver.health import start_health
     from cfs_csi.kube.leading import lead_and_run
     from cfs_csi.operator.context import OperatorContext
     from cfs_csi.operator.desired import ProvisionerTemplate, provisioner_cloud_args
     from cfs_csi.operator.handlers import Operator
 
     client = Client.from_kubeconfig(args.kubeconfig, user_agent=LEASE)
-    context = exposition = None
+    context = exposition = health = None
     try:
         if args.install_crd:
             await install_crd(client)
@@ -70,14 +71,18 @@ async def _operate(args: argparse.Namespace) -> None:
                                          cloud_args=provisioner_cloud_args(vars(args),
                                                                            args.provisioner_credentials_secret),
                                          credentials_secret=args.provisioner_credentials_secret,
-                                         log_format=getattr(args, "log_format", "text")),
+                                         log_format=getattr(args, "log_format", "text"),
+                                         health_port=args.provisioner_health_port),
             client=client,
         )  # fmt: skip
         exposition = await serve_metrics(args.metrics_port, context)
-        await lead_and_run(client, LEASE, args.namespace, Operator(context).run, args.leader_elect)
+        health = await start_health(getattr(args, "health_port", 0), context.liveness.check)
+        await lead_and_run(client, LEASE, args.namespace, Operator(context).run, args.leader_elect,
+                           liveness=context.liveness)  # fmt: skip
     finally:
-        if exposition is not None:
-            await exposition.stop()
+        for server in (exposition, health):
+            if server is not None:
+                await server.stop()
         if context is not None and context.events is not None:
             await context.events.drain()
         await client.aclose()

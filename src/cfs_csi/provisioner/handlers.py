@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from cfs_csi.kube.events import EventPoster
 from cfs_csi.kube.informer import Informer
+from cfs_csi.kube.liveness import Liveness
 from cfs_csi.kube.rest import ApiError, Client
 from cfs_csi.metrics import record as metrics
 from cfs_csi.provisioner import disk
@@ -116,6 +117,8 @@ class ProvisionerContext:
     quotas: ShareQuotas | None = None
     #: At most this many claims or PVs worked on at once: bounds memory and the API server's load.
     concurrency: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    #: The beats of its Lease loop and watches (``--health-port``'s ``/healthz``).
+    liveness: Liveness = field(default_factory=Liveness)
 
     def __post_init__(self) -> None:
         if self.events is None:
@@ -139,9 +142,10 @@ class Provisioner:
     async def run(self) -> None:
         """Until cancelled: StorageClasses first (claims are judged by their class), then claims and PVs."""
         client = self.context.client
-        classes = Informer(client, CLASSES, self._class_event, self.resync)
-        claims = Informer(client, CLAIMS, self._claim_event, self.resync)
-        volumes = Informer(client, PVS, self._volume_event, self.resync)
+        live = self.context.liveness
+        classes = Informer(client, CLASSES, self._class_event, self.resync, live)
+        claims = Informer(client, CLAIMS, self._claim_event, self.resync, live)
+        volumes = Informer(client, PVS, self._volume_event, self.resync, live)
         async with asyncio.TaskGroup() as group:
             group.create_task(classes.run())
             await classes.synced.wait()

@@ -69,6 +69,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds between full re-lists of classes, claims and PVs, which retry what failed (default 60)",
     )
     p.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="serve GET /healthz on this port: 503 when the Lease loop or a watch made no progress for longer than "
+        "it may (a stuck loop only a restart fixes); 0: off",
+    )
+    p.add_argument(
         "--metrics-port",
         type=int,
         default=0,
@@ -91,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _provide(args: argparse.Namespace, name: str, share: Share, root: Path) -> None:
+    from cfs_csi.driver.health import start_health
     from cfs_csi.kube.leading import lead_and_run
     from cfs_csi.kube.rest import Client
     from cfs_csi.provisioner.cloud import ShareQuotas
@@ -105,11 +113,14 @@ async def _provide(args: argparse.Namespace, name: str, share: Share, root: Path
     context = ProvisionerContext(name=name, share=share, root=root, dir_mode=args.dir_mode, client=client,
                                  quotas=ShareQuotas(share.cloud_id, build))  # fmt: skip
     exposition = await _serve_metrics(getattr(args, "metrics_port", 0), context)
+    health = await start_health(getattr(args, "health_port", 0), context.liveness.check)
     try:
-        await lead_and_run(client, name, args.namespace, Provisioner(context, args.resync).run, args.leader_elect)
+        await lead_and_run(client, name, args.namespace, Provisioner(context, args.resync).run, args.leader_elect,
+                           liveness=context.liveness)  # fmt: skip
     finally:
-        if exposition is not None:
-            await exposition.stop()
+        for server in (exposition, health):
+            if server is not None:
+                await server.stop()
         assert context.events is not None
         await context.events.drain()
         await client.aclose()

@@ -1,0 +1,52 @@
+"""``/healthz`` of the operator and of a sub-directory provisioner on the real control plane (issue 17 item 4).
+
+Both answer 200 once their Lease loop and watches run; the decision that a stuck loop fails it is table-tested in
+tests/unit/test_kube_liveness.py (a hung watch cannot be made here without stopping the shared API server).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+
+from cfs_csi.devcluster.cluster import ControlPlane, free_port, spawn
+from tests.conftest import CLOUD_ENV
+from tests.e2e.conftest import NAMESPACE, Kube, Operator, wait_for
+from tests.e2e.test_operator import claim
+from tests.e2e.test_subdir import Share, _bound
+
+
+def healthy(port: int) -> bool:
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and answer.text == "ok\n"
+
+
+def test_operator_and_provisioner_report_healthy_loops(
+    kube: Kube, operator: Operator, control_plane: ControlPlane
+) -> None:
+    operator_port = free_port()
+    watcher = spawn("operator-health", [
+        sys.executable, "-m", "cfs_csi", "operator", f"--kubeconfig={control_plane.kubeconfig}",
+        f"--namespace={NAMESPACE}", "--provisioner-image=cfs-csi:test", "--backend=tencent",
+        f"--cfs-endpoint={operator.emulator.url}", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
+        "--cluster-id=cls-test", f"--state-dir={operator.root}", f"--health-port={operator_port}",
+    ], Path(operator.root), env=CLOUD_ENV)  # fmt: skip
+    share = Share(kube, operator, operator.root, "cfs-health")
+    provisioner_port = free_port()
+    share.start_provisioner(control_plane.kubeconfig, "p", f"--health-port={provisioner_port}")
+    try:
+        # A second operator waits for the Lease the fixture's holds: waiting is alive too (its Lease loop beats).
+        wait_for("the waiting operator healthy", lambda: healthy(operator_port), timeout=60)
+        kube.create(claim("health-1", "cfs-health"))
+        wait_for("health-1 bound", lambda: _bound(kube, "default", "health-1"), timeout=90)
+        wait_for("the provisioner healthy", lambda: healthy(provisioner_port), timeout=30)
+        answer = httpx.get(f"http://127.0.0.1:{provisioner_port}/metrics", timeout=5)
+        assert answer.status_code == 404  # the health port serves /healthz only
+    finally:
+        share.stop()
+        watcher.stop()
