@@ -1,8 +1,8 @@
 """The one logging set-up of every component, and the redaction that keeps credentials out of every log line.
 
 Every process (controller, node plugin, operator, sub-directory provisioner, emulator, CLI) calls
-:func:`configure` once, from its ``main``; kopf's start-up calls :func:`protect_handlers` again, because kopf
-adds its own handler (the one that posts log lines as Kubernetes Events, which namespaced users can read).
+:func:`configure` once, from its ``main``. :func:`protect_handlers` can be called again after a library adds a
+handler of its own (kopf did: one that posted log lines as Kubernetes Events, which namespaced users can read).
 
 Why redaction and not only "our code never logs secrets": libraries do. At DEBUG the Tencent SDK logs every
 request with its ``Authorization`` header (``Credential=<SecretId>/..., Signature=<hex>``), the session token
