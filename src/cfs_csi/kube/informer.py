@@ -70,7 +70,10 @@ class Informer:
             except Exception as exc:  # an answer we cannot read must not end the stream for good either
                 if isinstance(exc, ApiError) and exc.status == 410:  # our version is too old: list again at once
                     continue
-                log.warning("%s: %s; listing again in %.1fs", self.path, exc, pause)
+                # 429 is the API server asking for patience ("storage is (re)initializing" while a new CRD's storage
+                # starts, or its own rate limits): expected at start-up, and the retry below is the answer.
+                level = logging.DEBUG if isinstance(exc, ApiError) and exc.status == 429 else logging.WARNING
+                log.log(level, "%s: %s; listing again in %.1fs", self.path, exc, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
 
