@@ -458,14 +458,17 @@ def test_metrics_on_a_named_port_of_each_plugin_and_a_service_per_component(helm
     assert "--metrics-port=9809" in controller["args"] and "--metrics-port=31000" in node["args"]
     assert {"name": "metrics", "containerPort": 9809} in controller["ports"]
     operator = container(one(objects, "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")
-    assert "--metrics-port=9810" in operator["args"]
+    assert "--metrics-port=9810" in operator["args"] and "--provisioner-metrics-port=9812" in operator["args"]
     healthz = [{"name": "healthz-op", "containerPort": 9811}] if liveness == "true" else []
     assert operator["ports"] == [{"name": "metrics-op", "containerPort": 9810}, *healthz]
     assert ({"name": "healthz", "containerPort": 9808} in controller["ports"]) == (liveness == "true")
     assert ("livenessProbe" in controller) == (liveness == "true")
     assert node["ports"] == [{"name": "healthz", "containerPort": 29653}, {"name": "metrics", "containerPort": 31000}]
     services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
-    assert set(services) == {"cfs-csi-controller-metrics", "cfs-csi-node-metrics"}
+    assert set(services) == {"cfs-csi-controller-metrics", "cfs-csi-node-metrics", "cfs-csi-subdir-provisioner-metrics"}
+    provisioners = services["cfs-csi-subdir-provisioner-metrics"]["spec"]
+    assert provisioners["selector"] == {"app": "cfs-csi-subdir-provisioner"}  # the operator's Deployments' pods
+    assert provisioners["ports"] == [{"name": "metrics", "port": 9812, "targetPort": "metrics"}]
     for name, app, port in (
         ("controller", "csi-provisioner-cfsplugin", 9809),
         ("node", "csi-nodeplugin-cfsplugin", 31000),
@@ -478,6 +481,14 @@ def test_metrics_on_a_named_port_of_each_plugin_and_a_service_per_component(helm
     # Only with the ServiceMonitor API served (below).
     assert not [o for o in render(helm, metrics__enabled="true", metrics__serviceMonitor__enabled="true")
                 if o["kind"] == "ServiceMonitor"]  # fmt: skip
+
+
+def test_host_network_provisioner_pods_get_no_metrics_port(helm: Path) -> None:
+    objects = render(helm, metrics__enabled="true", controller__hostNetwork="true")
+    operator = container(one(objects, "Deployment", "csi-provisioner-cfsplugin"), "tcfs-operator")
+    assert not [a for a in operator["args"] if a.startswith("--provisioner-metrics-port")]
+    services = {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
+    assert "cfs-csi-subdir-provisioner-metrics" not in services
 
 
 @pytest.mark.parametrize(
@@ -512,7 +523,7 @@ def test_service_monitor_only_when_asked_and_served(
             ("metrics-op", "/metrics", "15s"),
         ]
         services = [o for o in render_with_apis(helm, apis, values) if o["kind"] == "Service"]
-        assert all(s["metadata"]["labels"]["cfs-csi/metrics"] == "true" for s in services) and len(services) == 2
+        assert all(s["metadata"]["labels"]["cfs-csi/metrics"] == "true" for s in services) and len(services) == 3
 
 
 @pytest.mark.parametrize(

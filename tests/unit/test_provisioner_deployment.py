@@ -116,3 +116,12 @@ def test_a_health_port_gives_the_provisioner_its_flag_and_a_liveness_probe() -> 
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
     plain = pod(desired_deployment(TCFS, fs, ProvisionerTemplate("i")))["containers"][0]
     assert "livenessProbe" not in plain and not [a for a in plain["command"] if "health" in a]
+
+
+def test_a_metrics_port_gives_the_provisioner_its_flag_and_a_named_port() -> None:
+    fs = SharedFileSystem("10.0.33.130", "wmyio3c8")
+    container = pod(desired_deployment(TCFS, fs, ProvisionerTemplate("i", metrics_port=9812)))["containers"][0]
+    assert container["command"][-1] == "--metrics-port=9812"
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9812}]
+    plain = pod(desired_deployment(TCFS, fs, ProvisionerTemplate("i")))["containers"][0]
+    assert "ports" not in plain

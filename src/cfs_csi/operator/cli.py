@@ -36,6 +36,12 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help="run the provisioner pods in the node's network (where pods have no network of their own)",
     )
     p.add_argument(
+        "--provisioner-metrics-port",
+        type=int,
+        default=0,
+        help="the provisioner pods serve Prometheus metrics on this port, named 'metrics' (default 0: none)",
+    )
+    p.add_argument(
         "--provisioner-health-port",
         type=int,
         default=0,

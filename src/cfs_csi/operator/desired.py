@@ -48,6 +48,8 @@ class ProvisionerTemplate:
     #: ``--health-port`` of the provisioner pods, with a liveness probe on it; 0: neither (host-network pods of
     #: several classes on one node would fight over one port).
     health_port: int = 0
+    #: ``--metrics-port`` of the provisioner pods, on a container port named ``metrics``; 0: none (as above).
+    metrics_port: int = 0
 
 
 #: Where the provisioner pod has the cloud keys' Secret (as the chart mounts it in the controller pod).
@@ -82,6 +84,15 @@ def log_flags(log_format: str) -> list[str]:
 
 def health_flags(port: int) -> list[str]:
     return [f"--health-port={port}"] if port else []
+
+
+def metrics_flags(port: int) -> list[str]:
+    return [f"--metrics-port={port}"] if port else []
+
+
+def metrics_ports(port: int) -> dict[str, Any]:
+    """The container port named ``metrics`` that the chart's Service and ServiceMonitor scrape, if any."""
+    return {"ports": [{"name": "metrics", "containerPort": port}]} if port else {}
 
 
 def liveness_probe(port: int) -> dict[str, Any]:
@@ -173,8 +184,10 @@ def desired_deployment(tcfs: Mapping[str, Any], fs: SharedFileSystem, template: 
             "image": template.image,
             "imagePullPolicy": template.image_pull_policy,
             "command": ["cfs-csi", *log_flags(template.log_format), "subdir-provisioner", "--leader-elect",
-                        *template.cloud_args, *health_flags(template.health_port)],
+                        *template.cloud_args, *health_flags(template.health_port),
+                        *metrics_flags(template.metrics_port)],
             **liveness_probe(template.health_port),
+            **metrics_ports(template.metrics_port),
             "env": env,
             "volumeMounts": mounts,
             "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},

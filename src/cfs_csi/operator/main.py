@@ -72,7 +72,8 @@ async def _operate(args: argparse.Namespace) -> None:
                                                                            args.provisioner_credentials_secret),
                                          credentials_secret=args.provisioner_credentials_secret,
                                          log_format=getattr(args, "log_format", "text"),
-                                         health_port=args.provisioner_health_port),
+                                         health_port=args.provisioner_health_port,
+                                         metrics_port=args.provisioner_metrics_port),
             client=client,
         )  # fmt: skip
         exposition = await serve_metrics(args.metrics_port, context)
