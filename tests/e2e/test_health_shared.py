@@ -1,4 +1,5 @@
-"""``/healthz`` of the operator and of a sub-directory provisioner on the real control plane (issue 17 item 4).
+"""``/healthz`` of the operator and of a sub-directory provisioner on the real control plane (issue 17 item 4), and
+the provisioner's JSON log (item 2).
 
 Both answer 200 once their Lease loop and watches run; the decision that a stuck loop fails it is table-tested in
 tests/unit/test_kube_liveness.py (a hung watch cannot be made here without stopping the shared API server).
@@ -6,6 +7,7 @@ tests/unit/test_kube_liveness.py (a hung watch cannot be made here without stopp
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -38,7 +40,9 @@ def test_operator_and_provisioner_report_healthy_loops(
     ], Path(operator.root), env=CLOUD_ENV)  # fmt: skip
     share = Share(kube, operator, operator.root, "cfs-health")
     provisioner_port = free_port()
-    share.start_provisioner(control_plane.kubeconfig, "p", f"--health-port={provisioner_port}")
+    provisioner = share.start_provisioner(
+        control_plane.kubeconfig, "p", f"--health-port={provisioner_port}", log_format="json"
+    )
     try:
         # A second operator waits for the Lease the fixture's holds: waiting is alive too (its Lease loop beats).
         wait_for("the waiting operator healthy", lambda: healthy(operator_port), timeout=60)
@@ -47,6 +51,14 @@ def test_operator_and_provisioner_report_healthy_loops(
         wait_for("the provisioner healthy", lambda: healthy(provisioner_port), timeout=30)
         answer = httpx.get(f"http://127.0.0.1:{provisioner_port}/metrics", timeout=5)
         assert answer.status_code == 404  # the health port serves /healthz only
+        # Its log, one JSON object per line: a story an operator can follow, one INFO line per decision.
+        lines = [json.loads(line) for line in provisioner.log.read_text().splitlines()]
+        assert {line["component"] for line in lines} == {"cfs-csi-subdir-provisioner"}
+        info = [line["message"] for line in lines if line["level"] == "INFO"]
+        claims = [m.split(" for ", 1)[1].split(" ", 1)[0] for m in info if m.startswith("provisioned ")]
+        assert sorted(claims) == ["default/cfs-health-trigger", "default/health-1"]  # one line per claim, once
+        # Besides those: start-up and the Lease (not a line per event or per resync).
+        assert len(info) - len(claims) <= 4, "\n".join(info)
     finally:
         share.stop()
         watcher.stop()

@@ -51,10 +51,11 @@ class Share:
         self.emulator = operator.emulator
         self.processes: list[Process] = []
 
-    def start_provisioner(self, kubeconfig: Path, tag: str = "p", *extra: str) -> Process:
+    def start_provisioner(self, kubeconfig: Path, tag: str = "p", *extra: str, log_format: str = "text") -> Process:
         """The provisioner with the Deployment's environment and the cloud flags the operator runs with."""
         process = spawn(f"provisioner-{self.name}-{tag}", [
-            sys.executable, "-m", "cfs_csi", "--log-level", "INFO", "subdir-provisioner", f"--kubeconfig={kubeconfig}",
+            sys.executable, "-m", "cfs_csi", "--log-level", "INFO", f"--log-format={log_format}", "subdir-provisioner",
+            f"--kubeconfig={kubeconfig}",
             f"--namespace={NAMESPACE}", "--backend=tencent", f"--cfs-endpoint={self.emulator.url}",
             "--region=ap-guangzhou", "--zone=ap-guangzhou-3", "--cluster-id=cls-test", *extra,
         ], self.root, env={**self.env, **CLOUD_ENV, "POD_NAMESPACE": NAMESPACE})  # fmt: skip

@@ -46,7 +46,7 @@ async def lead_and_run(client: Client, lease: str, namespace: str, work: Callabl
                 acquiring.cancel()
                 return
             stopped.cancel()
-            log.info("leading as %s", elector.identity)
+            log.debug("leading as %s", elector.identity)  # the elector logged "<identity> leads lease ..."
             elector.start_renewing()
         running = asyncio.ensure_future(work())
         stopped = asyncio.ensure_future(stopping.wait())
