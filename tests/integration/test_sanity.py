@@ -18,9 +18,6 @@ import pytest
 from tests.conftest import CLOUD_ENV, Driver, start_driver, start_emulator, tencent_driver_flags
 
 NO_GROUP_SNAPSHOTS = "no group snapshots: CFS snapshots one file system at a time, with no consistency group"
-NO_CLONES = (
-    "no clones: CFS has no file-system copy; a clone through a temporary snapshot is not offered (see the README)"
-)
 NO_ATTACH = "NFS needs no attach step: the CSIDriver says attachRequired: false, so no ControllerPublish"
 NO_STAGE = "an NFS mount has no device to stage; every publish mounts directly"
 NEWER_SPEC = (
@@ -37,7 +34,6 @@ ALLOWED_SKIPS = {
         "added to CSI after the version we implement; CFS volumes and snapshots carry no topology"
     ),
     "GroupControllerService not supported": NO_GROUP_SNAPSHOTS + " (group snapshots are the only group RPCs)",
-    "Volume Cloning not supported": NO_CLONES,
     "ControllerModifyVolume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
     "Modify volume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
     "Modify Volume not supported": "no VolumeAttributesClass: a CFS file system's parameters are fixed",
@@ -137,6 +133,8 @@ def test_csi_sanity_passes_with_only_listed_skips(
     passed_text = [_full_text(spec) for spec in passed]
     assert sum("Snapshot" in text for text in passed_text) >= 15, passed_text
     assert sum("ExpandVolume" in text for text in passed_text) >= 3, passed_text
+    # And the clone specs (a volume from a volume, through a temporary snapshot on tencent).
+    assert sum("source volume" in text for text in passed_text) >= 2, passed_text
     log = driver.log_text()
     assert "CreateVolume request" in log and "NodePublishVolume request" in log
     assert "S3CR3T" not in log

@@ -47,12 +47,19 @@ class FileSystemSpec:
 
     ``source_snapshot`` (a snapshot id) makes it a restore: the new file system starts with the snapshot's
     content. The backend checks that the snapshot is one of ours before it restores anything.
+
+    ``source_volume`` (a dedicated volume's file-system id) makes it a clone: the new file system starts with
+    the source's content as it was when the clone was made (``tencent``: a temporary snapshot of the source,
+    named after the new volume, restored and then deleted; ``local``: a copy). The backend checks that the
+    source is a proven dedicated volume of ours (:func:`cfs_csi.cloud.ownership.clone_refusal`) before it copies
+    anything. At most one of the two is set.
     """
 
     name: str
     capacity_bytes: int
     params: VolumeParameters
     source_snapshot: str = ""
+    source_volume: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class FileSystem:
     owner: Ownership = field(default=UNPROVEN, compare=False)
     #: The snapshot it was restored from ("" if none), as recorded when it was created.
     source_snapshot: str = ""
+    #: The volume (file-system id) it was cloned from ("" if none), as recorded when it was created.
+    source_volume: str = ""
 
     @property
     def ready(self) -> bool:
@@ -135,6 +144,11 @@ class FileStorage(Protocol):
         of that name is a CONFLICT. Nothing created by a call may leak, whatever fails after the creation:
         when the error is one the CO retries (:attr:`ErrorKind.retried`), the file system stays and the retry
         finds it by name; after any other error no retry may come, so it is deleted before the error is raised.
+
+        A clone (``spec.source_volume``): NOT_FOUND if the source does not exist, REFUSED unless it is a proven
+        dedicated volume of ours, PENDING while its temporary snapshot is being taken. What the clone leaves in
+        the cloud besides its file system (a temporary snapshot) follows the same rule, and is deleted once the
+        file system is available (by this call or, after an interruption, by the retry).
         """
         ...
 
@@ -153,7 +167,8 @@ class FileStorage(Protocol):
     async def delete_file_system(self, fs_id: str) -> None:
         """Delete it if it is proven to be a dedicated volume of this driver (:mod:`cfs_csi.cloud.ownership`);
         anything else raises :class:`~cfs_csi.cloud.errors.CloudError` ``REFUSED`` and stays. A file system that
-        does not exist is success."""
+        does not exist is success. A clone's temporary snapshot still left (see :meth:`ensure_file_system`) is
+        deleted first, so nothing of the volume outlives it."""
         ...
 
     async def probe(self) -> None:

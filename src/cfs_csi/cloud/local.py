@@ -12,8 +12,9 @@ breaks ListVolumes.
 Snapshots, expansion and quotas (:mod:`.localsnap`): a snapshot is a copy of the export directory under
 ``snapshots/<id>/data`` taken without following any link (:mod:`.localtree`); a restore copies it back into the
 new file system's directory. A local file system has no capacity limit, so expansion only records the new
-capacity in its metadata. Quotas are recorded (not enforced: a local directory has no quota) and their usage
-is measured by walking the directory.
+capacity in its metadata. A clone copies the source's export directory into the new one (the same copy, never
+following a link), so it needs no temporary snapshot. Quotas are recorded (not enforced: a local directory has no
+quota) and their usage is measured by walking the directory.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from cfs_csi.cloud.base import DirectoryQuota, FileSystem, FileSystemSpec, FileSystemState, Snapshot
 from cfs_csi.cloud.errors import CloudError, ErrorKind
 from cfs_csi.cloud.localsnap import LocalSnapshots
+from cfs_csi.cloud.localtree import copy_directory
 from cfs_csi.cloud.ownership import deletion_refusal, judge_named, quota_refusal
 from cfs_csi.volume.capacity import stored_capacity
 from cfs_csi.volume.exports import ExportRoot
@@ -77,9 +79,6 @@ class LocalFileStorage:
             return existing
         if existing is not None and existing.id in self._creating:
             raise CloudError(ErrorKind.PENDING, f"file system {existing.id} is still being created")
-        source = None
-        if existing is None and spec.source_snapshot:
-            source = self._snapshots.restorable(spec.source_snapshot)
         fs = existing or FileSystem(
             id=f"cfs-{_random_id()}",
             name=spec.name,
@@ -90,20 +89,30 @@ class LocalFileStorage:
             export_fsid=_random_id(),
             owner=judge_named(spec.name),
             source_snapshot=spec.source_snapshot,
+            source_volume=spec.source_volume,
         )
+        # The content comes from what the record names, so a creation resumed after a crash copies it too.
+        try:
+            source = self._snapshots.restorable(fs.source_snapshot) if fs.source_snapshot else None
+            clone_of = self._export_dir(self._owned_volume(fs.source_volume, "cloned")) if fs.source_volume else None
+        except CloudError as exc:
+            if existing is not None and not exc.kind.retried:  # a resumed one that can never finish: removed
+                await asyncio.to_thread(self._delete_on_disk, existing)
+                self._forget(existing)
+            raise
         # Registered before the first await, so a concurrent call for the same name sees it. A file system
         # left in CREATING by a crash is resumed here: its metadata was written before its directory.
         self._by_name[fs.name] = self._by_id[fs.id] = fs
         self._creating.add(fs.id)
         try:
-            await asyncio.to_thread(self._create_on_disk, fs, source)
+            await asyncio.to_thread(self._create_on_disk, fs, source, clone_of)
             ready = replace(fs, state=FileSystemState.AVAILABLE)
             await asyncio.to_thread(self._write_meta, ready)
         except OSError as exc:
             # INTERNAL is final: no retry may come to resume it, so what this call made is removed again.
             await asyncio.to_thread(self._delete_on_disk, fs)
             self._forget(fs)
-            raise CloudError(ErrorKind.INTERNAL, f"cannot create local file system: {exc.strerror}") from exc
+            raise CloudError(ErrorKind.INTERNAL, f"cannot create local file system: {exc.strerror or exc}") from exc
         finally:
             self._creating.discard(fs.id)
         self._by_name[fs.name] = self._by_id[fs.id] = ready
@@ -134,18 +143,29 @@ class LocalFileStorage:
         if not os.access(self.exports.root, os.W_OK):
             raise CloudError(ErrorKind.UNAVAILABLE, f"local state directory {self.exports.root} is not writable")
 
-    def _create_on_disk(self, fs: FileSystem, source: Snapshot | None = None) -> None:
+    def _export_dir(self, fs: FileSystem) -> Path:
+        return self.exports.file_system_dir(fs.host, fs.export_fsid)
+
+    def _create_on_disk(self, fs: FileSystem, source: Snapshot | None = None, clone_of: Path | None = None) -> None:
         self._write_meta(fs)
-        directory = self.exports.file_system_dir(fs.host, fs.export_fsid)
-        if source is None:
+        directory = self._export_dir(fs)
+        if source is None and clone_of is None:
             directory.mkdir(parents=True, exist_ok=True)
             return
-        # A restore (also one resumed after a crash): the copy goes into a fresh directory and is then renamed.
+        # A restore or a clone (also one resumed after a crash): the copy goes into a fresh directory and is then
+        # renamed, so the volume never shows half a copy. A clone copies the source's directory as it is now,
+        # never following a link a pod planted in it (:func:`.localtree.copy_tree`).
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = directory.with_name(directory.name + ".restoring")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        self._snapshots.copy_out(source.id, staging)
+        if source is not None:
+            self._snapshots.copy_out(source.id, staging)
+        elif clone_of is not None:
+            usage = copy_directory(clone_of, staging)
+            if usage.skipped:
+                log.info("clone %s: %d entries not copied (devices, FIFOs, sockets or changed while copied)",
+                         fs.id, usage.skipped)  # fmt: skip
         shutil.rmtree(directory, ignore_errors=True)
         os.replace(staging, directory)
 
@@ -263,4 +283,5 @@ def _decode(data: dict[str, Any]) -> FileSystem:
         export_fsid=data["export_fsid"],
         owner=judge_named(name),
         source_snapshot=str(data.get("source_snapshot") or ""),
+        source_volume=str(data.get("source_volume") or ""),
     )

@@ -183,3 +183,17 @@ def _copy_file(parent: int, name: str, out: int) -> int | None:
             os.close(dst)
     finally:
         os.close(src)
+
+
+def copy_directory(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> Usage:
+    """:func:`copy_tree` between two directories named by path (neither may be a link): a snapshot's copy, a
+    restore or a clone of the local backend. ``destination`` must be empty and made by the caller."""
+    src = os.open(source, _DIR_FLAGS)
+    try:
+        dst = os.open(destination, _DIR_FLAGS)
+        try:
+            return copy_tree(src, dst)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)

@@ -25,6 +25,11 @@ Snapshots are proven the same way (:func:`judge_snapshot`): a ``cfs-csi/snapshot
 this cluster's tag, and exactly the cloud name this driver gives it. Only such a snapshot is deleted, and only
 such a snapshot is restored: a snapshot id is as easy to hand us as a volume id, and restoring someone else's
 snapshot would give the claim their data. For the same reason only a proven dedicated volume is snapshotted.
+A clone is made through a temporary snapshot of its source (:func:`clone_refusal` says which sources may be
+cloned: the same rule as snapshots). That snapshot carries this cluster's tag and a ``cfs-csi/temporary-for``
+tag naming the new volume instead of a ``cfs-csi/snapshot`` tag, and the cloud name made from
+:func:`temporary_key`: it is judged :attr:`Origin.TEMPORARY`, never listed, restored or deleted as a CSI
+snapshot; only CreateVolume and DeleteVolume of the volume it names delete it.
 Directory quotas are set only on a file system proven ours, a dedicated volume or a shared class's: a quota
 on anyone else's file system could stop their writes.
 """
@@ -46,6 +51,8 @@ TAG_VERS = RESERVED_TAG_PREFIX + "nfs-vers"
 TAG_SNAPSHOT = RESERVED_TAG_PREFIX + "snapshot"
 TAG_SOURCE_FS = RESERVED_TAG_PREFIX + "source-fs"
 TAG_SOURCE_SNAPSHOT = RESERVED_TAG_PREFIX + "source-snapshot"
+#: On a temporary snapshot taken to clone a volume: the name of the new volume (the clone).
+TAG_TEMPORARY = RESERVED_TAG_PREFIX + "temporary-for"
 
 _PV_NAME = re.compile(r"pvc-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -61,6 +68,7 @@ class Origin(enum.StrEnum):
     OTHER_CLUSTER = "other-cluster"  # tagged by this driver for another cluster
     INCONSISTENT = "inconsistent"  # some of our tags, but they and the name do not tell one story
     SNAPSHOT = "snapshot"  # a snapshot this driver took for this cluster: the only kind deleted or restored
+    TEMPORARY = "temporary"  # taken by this driver for this cluster to clone a volume: only the clone deletes it
 
 
 @dataclass(frozen=True)
@@ -137,10 +145,20 @@ def deletion_refusal(fs_id: str, ownership: Ownership, delete_vendor: bool = Fal
     return f"{head}. Check the file system's tags in the CFS console; delete it there if it is no longer needed"
 
 
+def temporary_key(volume: str) -> str:
+    """What stands for a snapshot's CSI name in the cloud name of the temporary snapshot cloning ``volume``.
+
+    ``:`` is in no CSI name this driver accepts (:mod:`cfs_csi.volume.names`), so no CSI snapshot's cloud name is
+    made from the same text.
+    """
+    return f"clone:{volume}"
+
+
 def judge_snapshot(
     cloud_name: str, tags: Mapping[str, str], cluster_id: str, cloud_name_for: Callable[[str], str]
 ) -> Ownership:
-    """Ownership of a snapshot in a cloud with tags. ``cloud_name_for(name)`` is our cloud name of a snapshot."""
+    """Ownership of a snapshot in a cloud with tags. ``cloud_name_for(name)`` is our cloud name of a snapshot
+    (of :func:`temporary_key` for a temporary one)."""
     if not any(is_reserved_tag(key) for key in tags):
         return Ownership(Origin.UNTAGGED, f"it has no {RESERVED_TAG_PREFIX} tags")
     cluster = tags.get(TAG_CLUSTER, "")
@@ -149,7 +167,19 @@ def judge_snapshot(
             Origin.OTHER_CLUSTER,
             f"it is tagged for cluster {cut(cluster)!r}, and this controller's cluster id is {cluster_id!r}",
         )
+    clone = tags.get(TAG_TEMPORARY, "")
     name = tags.get(TAG_SNAPSHOT, "")
+    if clone and name:
+        return Ownership(Origin.INCONSISTENT, f"it has both a {TAG_SNAPSHOT} and a {TAG_TEMPORARY} tag")
+    if clone:
+        expected = cloud_name_for(temporary_key(clone))
+        if cloud_name != expected:
+            return Ownership(
+                Origin.INCONSISTENT,
+                f"its tag names clone {cut(clone)!r}, whose temporary snapshot would be named {cut(expected)!r}, "
+                f"not {cut(cloud_name)!r}",
+            )
+        return Ownership(Origin.TEMPORARY, f"the temporary snapshot of clone {cut(clone)!r}")
     if not name:
         return Ownership(Origin.INCONSISTENT, f"it has {RESERVED_TAG_PREFIX} tags but no {TAG_SNAPSHOT} tag")
     expected = cloud_name_for(name)
@@ -165,6 +195,11 @@ def snapshot_refusal(snapshot_id: str, ownership: Ownership, action: str) -> str
     """``None`` if ``action`` ("deleted", "restored") may be done to this snapshot, else why not."""
     if ownership.origin is Origin.SNAPSHOT:
         return None
+    if ownership.origin is Origin.TEMPORARY:
+        return (
+            f"snapshot {cut(snapshot_id)} is not {action}: it is {ownership.detail}, not a CSI snapshot; "
+            "CreateVolume of that clone deletes it once the clone is available, or DeleteVolume of the clone"
+        )
     return (
         f"snapshot {cut(snapshot_id)} is not {action}: {ownership.detail}, so this driver did not take it for this "
         "cluster. Act on it in the CFS console if that is intended"
@@ -181,6 +216,16 @@ def snapshot_source_refusal(fs_id: str, ownership: Ownership) -> str | None:
         else ("this driver did not create it as a dedicated volume of this cluster")
     )
     return f"file system {cut(fs_id)} is not snapshotted: {ownership.detail}; {why}"
+
+
+def clone_refusal(fs_id: str, ownership: Ownership) -> str | None:
+    """``None`` if this file system may be cloned (a dedicated volume of ours: the rule of snapshots), else why not.
+
+    A clone is a snapshot handed to a new claim at once, so whoever may name a volume id would otherwise get a
+    copy of any file system of the account.
+    """
+    refusal = snapshot_source_refusal(fs_id, ownership)
+    return None if refusal is None else refusal.replace("is not snapshotted", "is not cloned", 1)
 
 
 def quota_refusal(fs_id: str, ownership: Ownership) -> str | None:

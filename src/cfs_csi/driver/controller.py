@@ -14,12 +14,16 @@ NodeGetVolumeStats reports as the volume's capacity (the node has no cloud acces
 Snapshots are of whole dedicated file systems (CFS snapshots a file system, not a directory): CreateSnapshot of
 a shared volume answers INVALID_ARGUMENT saying so. A volume restored from a snapshot is a new file system
 created from it; only snapshots this driver took for this cluster are restored (FAILED_PRECONDITION otherwise,
-see :mod:`cfs_csi.cloud.ownership`). Cloning (a volume as content source) is not offered.
+see :mod:`cfs_csi.cloud.ownership`).
+
+Cloning (a volume as content source) is a restore from a temporary snapshot of the source in the cloud (the
+backend's business: :mod:`cfs_csi.cloud.tencent.clones`). Only a dedicated volume of this driver and cluster is
+cloned (FAILED_PRECONDITION otherwise, like snapshots: a clone hands the source's data to whoever names its id);
+a shared volume is INVALID_ARGUMENT (a directory of a share, and CFS snapshots whole file systems); the class's
+parameters apply to the clone, within the storage series CFS restores into (:mod:`cfs_csi.volume.clone`).
 """
 
 from __future__ import annotations
-
-import re
 
 from google.protobuf import timestamp_pb2
 
@@ -31,6 +35,7 @@ from cfs_csi.driver.capabilities import first_unsupported
 from cfs_csi.driver.errors import CsiError, StatusCode, invalid, not_found, require
 from cfs_csi.driver.grpcserve import CallContext
 from cfs_csi.driver.locks import InFlight
+from cfs_csi.driver.sources import SNAPSHOT_ID, content_source
 from cfs_csi.volume.capacity import MAX_CAPACITY, CapacityError, required_capacity, stored_capacity
 from cfs_csi.volume.handles import DEDICATED_ID, shared_handle
 from cfs_csi.volume.names import check_snapshot_name, check_volume_name, cut
@@ -39,7 +44,7 @@ from cfs_csi.volume.quota import quota_for_claim, quota_path
 
 _RPC = csi_pb2.ControllerServiceCapability.RPC
 
-#: Only what is implemented: no attach (NFS needs none), no clones, no modification.
+#: Only what is implemented: no attach (NFS needs none), no modification.
 CAPABILITIES = (
     _RPC.CREATE_DELETE_VOLUME,
     _RPC.LIST_VOLUMES,
@@ -48,6 +53,7 @@ CAPABILITIES = (
     _RPC.EXPAND_VOLUME,
     _RPC.CREATE_DELETE_SNAPSHOT,
     _RPC.LIST_SNAPSHOTS,
+    _RPC.CLONE_VOLUME,
 )
 
 #: Whether the node must take a grown volume's new size (see the module's docstring): a dedicated volume's file
@@ -59,8 +65,7 @@ SHARED_NODE_EXPANSION_REQUIRED = True
 #: survives deletions. Anything else is no volume of ours, answered without asking the backend.
 _VOLUME_ID = DEDICATED_ID
 _TOKEN = _VOLUME_ID
-#: Snapshot ids as CFS writes them; ListSnapshots tokens are the last snapshot id of the previous page.
-_SNAPSHOT_ID = re.compile(r"snapcfs-[0-9a-z]{1,32}")
+_SNAPSHOT_ID = SNAPSHOT_ID
 
 
 class ControllerServicer:
@@ -87,17 +92,17 @@ class ControllerServicer:
             raise invalid(reason)
         params = self._storage.with_defaults(parse_parameters(request.parameters))
         required, limit = request.capacity_range.required_bytes, request.capacity_range.limit_bytes
-        source = await self._source_snapshot(request)
-        if source is not None and not required and not limit:
-            required = source.size_bytes  # no size asked: the snapshot's
+        source = await content_source(self._storage, request, params)
+        if (source.snapshot or source.volume) and not required and not limit:
+            required = source.least_bytes  # no size asked: the source's
         capacity = required_capacity(required, limit, MAX_CAPACITY[params.storage_type])
-        if source is not None and capacity < source.size_bytes:
-            raise CapacityError(
-                f"snapshot {source.id} was taken of a volume of {source.size_bytes} bytes; a volume restored from it "
-                f"needs at least that, not {capacity}"
-            )
+        source.check_capacity(capacity)
         wanted = FileSystemSpec(
-            name=name, capacity_bytes=capacity, params=params, source_snapshot=source.id if source else ""
+            name=name,
+            capacity_bytes=capacity,
+            params=params,
+            source_snapshot=source.snapshot_id,
+            source_volume=source.volume_id,
         )
         with self._in_flight.hold(f"name/{name}"):
             fs = await self._storage.ensure_file_system(wanted)
@@ -108,35 +113,15 @@ class ControllerServicer:
             )
         if fs.params != params:
             raise CsiError(StatusCode.ALREADY_EXISTS, f"volume {name!r} exists with other parameters ({fs.id})")
-        if fs.source_snapshot != wanted.source_snapshot:
+        if (fs.source_snapshot, fs.source_volume) != (wanted.source_snapshot, wanted.source_volume):
             raise CsiError(
                 StatusCode.ALREADY_EXISTS,
-                f"volume {name!r} exists with another content source ({fs.source_snapshot or 'none'})",
+                f"volume {name!r} exists with another content source "
+                f"({fs.source_snapshot or fs.source_volume or 'none'})",
             )
         if not fs.ready:
             raise CloudError(ErrorKind.PENDING, f"file system {fs.id} is {fs.state.value}; retry later")
         return csi_pb2.CreateVolumeResponse(volume=_volume(fs))
-
-    async def _source_snapshot(self, request: csi_pb2.CreateVolumeRequest) -> Snapshot | None:
-        """The snapshot to restore from (checked: it exists, it is ours), or ``None`` for an empty volume."""
-        if not request.HasField("volume_content_source"):
-            return None
-        source = request.volume_content_source
-        if source.WhichOneof("type") != "snapshot":
-            raise invalid("a volume can be created from a snapshot only; cloning a volume is not supported")
-        snapshot_id = require(source.snapshot.snapshot_id, "volume_content_source.snapshot.snapshot_id")
-        snapshot = await self._storage.get_snapshot(snapshot_id) if _SNAPSHOT_ID.fullmatch(snapshot_id) else None
-        if snapshot is None:
-            raise not_found(f"snapshot {cut(snapshot_id)} does not exist")
-        if snapshot.owner.origin is not Origin.SNAPSHOT:
-            raise CsiError(
-                StatusCode.FAILED_PRECONDITION,
-                f"snapshot {cut(snapshot_id)} was not taken by this driver for this cluster ({snapshot.owner.detail}); "
-                "restoring it would hand its data to whoever asked",
-            )
-        if not snapshot.ready:
-            raise CloudError(ErrorKind.PENDING, f"snapshot {snapshot_id} is {snapshot.state.value}; retry later")
-        return snapshot
 
     async def DeleteVolume(
         self, request: csi_pb2.DeleteVolumeRequest, context: CallContext
@@ -336,6 +321,8 @@ def _volume(fs: FileSystem) -> csi_pb2.Volume:
     volume = csi_pb2.Volume(volume_id=fs.id, capacity_bytes=capacity, volume_context=fs.volume_context())
     if fs.source_snapshot:
         volume.content_source.snapshot.snapshot_id = fs.source_snapshot
+    elif fs.source_volume:
+        volume.content_source.volume.volume_id = fs.source_volume
     return volume
 
 

@@ -18,7 +18,8 @@ Nothing is leaked and nothing is created twice, whatever fails in between:
 Expansion raises the size limit of a Standard (SD) file system; High-Performance (HP) ones have no limit in
 CFS, so the new capacity is recorded only by Kubernetes (in the PV) and the file system keeps reporting the
 capacity it was created with. A restore (``spec.source_snapshot``) passes ``SnapshotId`` to the same creation
-path, after proving the snapshot ours. Snapshots and quotas: :mod:`.snapshots`, :mod:`.quotas`.
+path, after proving the snapshot ours. A clone (``spec.source_volume``) is a restore from a temporary snapshot of
+the source (:mod:`.clones`). Snapshots and quotas: :mod:`.snapshots`, :mod:`.quotas`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from cfs_csi.cloud.deadline import remaining
 from cfs_csi.cloud.errors import CloudError, ErrorKind
 from cfs_csi.cloud.ownership import (
     TAG_CAPACITY,
+    TAG_SOURCE_FS,
     TAG_SOURCE_SNAPSHOT,
     TAG_VERS,
     TAG_VOLUME,
@@ -48,6 +50,7 @@ from cfs_csi.cloud.ownership import (
 from cfs_csi.cloud.retry import retry
 from cfs_csi.cloud.tencent import naming
 from cfs_csi.cloud.tencent.api import ApiError, CloudApi, make_api
+from cfs_csi.cloud.tencent.clones import TencentClones
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 from cfs_csi.cloud.tencent.errors import HINTS, NOT_FOUND_CODES, classify, is_retryable
 from cfs_csi.cloud.tencent.quotas import SIZE_LIMITED, TencentQuotas, size_limit_bytes
@@ -90,6 +93,7 @@ class TencentFileStorage:
             self._call, _cloud_error, config.cluster_id, self._budget, config.poll_interval
         )
         self._quotas = TencentQuotas(self._call, _cloud_error)
+        self._clones = TencentClones(self._snapshots, self._describe_one, self._ownership, _capacity)
 
     # -- FileStorage ---------------------------------------------------------------------------------------
 
@@ -112,10 +116,20 @@ class TencentFileStorage:
             chosen, *extras = sorted(matches, key=_age)
             for extra in extras:
                 await self._delete_duplicate(extra, chosen)
+            if spec.source_volume:
+                return await self._clones.completed(spec, self._resume(chosen, spec))
             return await self._resume(chosen, spec)
         if spec.source_snapshot:
             await self._check_restorable(spec.source_snapshot)
-        fs_id = await self._create(name, spec)
+        if not spec.source_volume:
+            return await self._create_and_resume(name, spec, spec.source_snapshot)
+        temporary = await self._clones.snapshot(spec)
+        return await self._clones.completed(spec, self._create_and_resume(name, spec, temporary.id))
+
+    async def _create_and_resume(self, name: str, spec: FileSystemSpec, snapshot_id: str) -> FileSystem:
+        """Create the file system (from ``snapshot_id`` if given) and bring it to a usable state; after an error no
+        retry may follow, it is deleted again."""
+        fs_id = await self._create(name, spec, snapshot_id)
         try:
             return await self._resume(await self._describe_one(fs_id) or {"FileSystemId": fs_id}, spec)
         except CloudError as exc:
@@ -145,6 +159,9 @@ class TencentFileStorage:
         if refusal is not None:
             log.warning("refusing to delete %s (%s): %s", fs_id, cut(str(info.get("FsName") or "")), refusal)
             raise CloudError(ErrorKind.REFUSED, refusal)
+        tags = _tags(info)
+        if tags.get(TAG_SOURCE_FS) and tags.get(TAG_VOLUME):  # a clone: its temporary snapshot goes first
+            await self._clones.cleanup(tags[TAG_VOLUME])
         await self._delete(fs_id)
 
     async def _delete(self, fs_id: str) -> None:
@@ -250,10 +267,11 @@ class TencentFileStorage:
 
     # -- creation ------------------------------------------------------------------------------------------
 
-    async def _create(self, name: str, spec: FileSystemSpec) -> str:
+    async def _create(self, name: str, spec: FileSystemSpec, snapshot_id: str) -> str:
         params = spec.params
         tags = [*params.resource_tags, *naming.own_tags(
-            self._config.cluster_id, spec.name, spec.capacity_bytes, params.vers, spec.source_snapshot
+            self._config.cluster_id, spec.name, spec.capacity_bytes, params.vers, spec.source_snapshot,
+            spec.source_volume,
         )]  # fmt: skip
         request = {
             "Zone": params.zone,
@@ -267,8 +285,8 @@ class TencentFileStorage:
             "ClientToken": naming.client_token(name),
             "ResourceTags": [{"TagKey": key, "TagValue": value} for key, value in tags],
         }
-        if spec.source_snapshot:
-            request["SnapshotId"] = spec.source_snapshot
+        if snapshot_id:
+            request["SnapshotId"] = snapshot_id
         try:
             response = await self._call("CreateCfsFileSystem", request)
         except ApiError as exc:
@@ -418,6 +436,7 @@ class TencentFileStorage:
             export_fsid=str((target or {}).get("FSID") or ""),
             owner=owner,
             source_snapshot=tags.get(TAG_SOURCE_SNAPSHOT, ""),
+            source_volume=tags.get(TAG_SOURCE_FS, ""),
         )
 
     def _ownership(self, info: dict[str, Any]) -> Ownership:

@@ -13,9 +13,12 @@ from cfs_csi.cloud.ownership import (
     TAG_CAPACITY,
     TAG_CLUSTER,
     TAG_SNAPSHOT,
+    TAG_SOURCE_FS,
     TAG_SOURCE_SNAPSHOT,
+    TAG_TEMPORARY,
     TAG_VERS,
     TAG_VOLUME,
+    temporary_key,
 )
 from cfs_csi.volume.params import NfsVersion
 
@@ -38,13 +41,20 @@ def client_token(name: str) -> str:
 
 
 def own_tags(
-    cluster_id: str, volume_name: str, capacity_bytes: int, vers: NfsVersion, source_snapshot: str = ""
+    cluster_id: str,
+    volume_name: str,
+    capacity_bytes: int,
+    vers: NfsVersion,
+    source_snapshot: str = "",
+    source_fs: str = "",
 ) -> list[tuple[str, str]]:
     tags = [(TAG_VOLUME, volume_name), (TAG_CAPACITY, str(capacity_bytes)), (TAG_VERS, vers.value)]
     if cluster_id:
         tags.append((TAG_CLUSTER, cluster_id))
     if source_snapshot:
         tags.append((TAG_SOURCE_SNAPSHOT, source_snapshot))
+    if source_fs:
+        tags.append((TAG_SOURCE_FS, source_fs))
     return tags
 
 
@@ -66,6 +76,19 @@ def snapshot_name(cluster_id: str, name: str) -> str:
 def snapshot_tags(cluster_id: str, name: str, capacity_bytes: int) -> list[tuple[str, str]]:
     """Tags that prove a snapshot ours (:func:`cfs_csi.cloud.ownership.judge_snapshot`) and keep its source's size."""
     tags = [(TAG_SNAPSHOT, name), (TAG_CAPACITY, str(capacity_bytes))]
+    if cluster_id:
+        tags.append((TAG_CLUSTER, cluster_id))
+    return tags
+
+
+def temporary_snapshot_name(cluster_id: str, volume: str) -> str:
+    """The cloud ``SnapshotName`` of the temporary snapshot that clones into volume ``volume`` (one per volume)."""
+    return snapshot_name(cluster_id, temporary_key(volume))
+
+
+def temporary_snapshot_tags(cluster_id: str, volume: str, source_fs: str, capacity_bytes: int) -> list[tuple[str, str]]:
+    """Tags that prove a clone's temporary snapshot ours and temporary, and name the clone it is for."""
+    tags = [(TAG_TEMPORARY, volume), (TAG_SOURCE_FS, source_fs), (TAG_CAPACITY, str(capacity_bytes))]
     if cluster_id:
         tags.append((TAG_CLUSTER, cluster_id))
     return tags

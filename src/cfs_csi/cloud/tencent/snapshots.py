@@ -7,6 +7,9 @@ therefore finds the snapshot an earlier call took; two that raced past the looku
 call, which keeps the oldest and deletes the others (never returned to anyone). A snapshot that ends
 ``create-failed`` is deleted and the call answers UNAVAILABLE, so the retry takes a new one.
 
+A clone's temporary snapshot (:meth:`TencentSnapshots.ensure_temporary`) follows the same rules under the name
+and tags of :func:`.naming.temporary_snapshot_name` / :func:`.naming.temporary_snapshot_tags`: one per new volume.
+
 A snapshot being taken is waited for while the caller's deadline allows, then returned as it is (``ready``
 False; the snapshotter calls again). Deleting one that is still being taken (``InvalidSnapshotStatus``) is
 retried the same way before answering PENDING: a CO that deletes right after creating should not have to.
@@ -22,7 +25,15 @@ from typing import Any
 
 from cfs_csi.cloud.base import Snapshot, SnapshotState
 from cfs_csi.cloud.errors import CloudError, ErrorKind
-from cfs_csi.cloud.ownership import TAG_CAPACITY, TAG_SNAPSHOT, Origin, Ownership, judge_snapshot, snapshot_refusal
+from cfs_csi.cloud.ownership import (
+    TAG_CAPACITY,
+    TAG_SNAPSHOT,
+    TAG_TEMPORARY,
+    Origin,
+    Ownership,
+    judge_snapshot,
+    snapshot_refusal,
+)
 from cfs_csi.cloud.tencent import naming
 from cfs_csi.cloud.tencent.api import ApiError
 from cfs_csi.cloud.tencent.errors import SNAPSHOT_GONE_CODES
@@ -57,9 +68,40 @@ class TencentSnapshots:
     async def ensure(self, name: str, fs_id: str, capacity_bytes: int) -> Snapshot:
         """The snapshot called ``name`` of ``fs_id`` (the caller proved ``fs_id`` ours), taken if none exists."""
         cloud_name = naming.snapshot_name(self._cluster_id, name)
-        found = await self._find(cloud_name, name)
+        tags = naming.snapshot_tags(self._cluster_id, name, capacity_bytes)
+        return await self._ensure(name, cloud_name, tags, Origin.SNAPSHOT, fs_id, capacity_bytes)
+
+    async def ensure_temporary(self, volume: str, fs_id: str, capacity_bytes: int) -> Snapshot:
+        """The temporary snapshot that clones ``fs_id`` (proven ours by the caller) into volume ``volume``.
+
+        Found by its name (one per new volume), so a retry of the same CreateVolume never takes a second one.
+        """
+        cloud_name = naming.temporary_snapshot_name(self._cluster_id, volume)
+        tags = naming.temporary_snapshot_tags(self._cluster_id, volume, fs_id, capacity_bytes)
+        return await self._ensure(volume, cloud_name, tags, Origin.TEMPORARY, fs_id, capacity_bytes)
+
+    async def delete_temporary(self, volume: str) -> list[str]:
+        """Delete every temporary snapshot taken to clone into ``volume``; returns their ids.
+
+        One of that cloud name that is not ours is left alone (logged): it was not taken by this driver.
+        """
+        cloud_name = naming.temporary_snapshot_name(self._cluster_id, volume)
+        deleted = []
+        for info in await self._named(cloud_name):
+            snapshot = self.to_snapshot(info)
+            if snapshot.owner.origin is not Origin.TEMPORARY or snapshot.name != volume:
+                log.warning("snapshot %s is named like the temporary snapshot of clone %s but is not (%s); left alone",
+                            snapshot.id, cut(volume), snapshot.owner.detail)  # fmt: skip
+                continue
+            await self._delete(snapshot.id)
+            deleted.append(snapshot.id)
+        return deleted
+
+    async def _ensure(
+        self, name: str, cloud_name: str, tags: list[tuple[str, str]], origin: Origin, fs_id: str, capacity: int
+    ) -> Snapshot:
+        found = await self._find(cloud_name, name, origin)
         if not found:
-            tags = naming.snapshot_tags(self._cluster_id, name, capacity_bytes)
             request = {
                 "FileSystemId": fs_id,
                 "SnapshotName": cloud_name,
@@ -70,16 +112,15 @@ class TencentSnapshots:
             except ApiError as exc:
                 raise self._error(exc) from None
             snapshot_id = str(response.get("SnapshotId") or "")
-            log.info("taking CFS snapshot %s (%s) of %s", snapshot_id, cut(name), fs_id)
+            log.info("taking CFS snapshot %s (%s) of %s", snapshot_id, cut(cloud_name), fs_id)
             try:
                 info = await self._describe_one(snapshot_id)
             except CloudError as exc:
                 if not exc.kind.retried:  # no retry may come to find it by name: it must not stay
-                    await self._discard(snapshot_id, exc.message)
+                    await self.discard(snapshot_id, exc.message)
                 raise
             if info is None:  # not listed yet: it exists, and the next call finds it by name
-                return Snapshot(snapshot_id, name, fs_id, SnapshotState.CREATING, capacity_bytes, 0.0,
-                                Ownership(Origin.SNAPSHOT))  # fmt: skip
+                return Snapshot(snapshot_id, name, fs_id, SnapshotState.CREATING, capacity, 0.0, Ownership(origin))
             found = [info]
         chosen, *extras = sorted(found, key=lambda i: (str(i.get("CreationTime") or ""), str(i.get("SnapshotId"))))
         for extra in extras:
@@ -128,7 +169,7 @@ class TencentSnapshots:
         size = stored_capacity(tags.get(TAG_CAPACITY)) or stored_capacity(info.get("Size")) * _MIB
         return Snapshot(
             id=str(info.get("SnapshotId") or ""),
-            name=tags.get(TAG_SNAPSHOT, cloud_name),
+            name=tags.get(TAG_SNAPSHOT) or tags.get(TAG_TEMPORARY) or cloud_name,
             source_fs_id=str(info.get("FileSystemId") or ""),
             state=_state(info.get("Status")),
             size_bytes=size,
@@ -138,23 +179,30 @@ class TencentSnapshots:
 
     # -- lookups -------------------------------------------------------------------------------------------
 
-    async def _find(self, cloud_name: str, name: str) -> list[dict[str, Any]]:
-        """Our snapshots called ``cloud_name`` for ``name``; CONFLICT for one of that name we cannot prove ours."""
-        filters = [{"Name": "SnapshotName", "Values": [cloud_name]}]
+    async def _find(self, cloud_name: str, name: str, origin: Origin) -> list[dict[str, Any]]:
+        """Our snapshots (of ``origin``) called ``cloud_name`` for ``name``; CONFLICT for one of that name we cannot
+        prove ours."""
         found = []
-        for info in await self._describe_all({"Filters": filters}):
-            if info.get("SnapshotName") != cloud_name or _state(info.get("Status")) is SnapshotState.DELETING:
-                continue
+        for info in await self._named(cloud_name):
             snapshot = self.to_snapshot(info)
-            if snapshot.owner.origin is Origin.SNAPSHOT and snapshot.name == name:
+            if snapshot.owner.origin is origin and snapshot.name == name:
                 found.append(info)
-            elif snapshot.owner.origin is not Origin.SNAPSHOT:
+            elif snapshot.owner.origin is not origin:
                 raise CloudError(
                     ErrorKind.CONFLICT,
                     f"snapshot {snapshot.id} is named {cut(cloud_name)!r} but this driver did not take it for "
                     f"{cut(name)!r} ({snapshot.owner.detail}); it is left alone",
                 )
         return found
+
+    async def _named(self, cloud_name: str) -> list[dict[str, Any]]:
+        """Every snapshot called exactly ``cloud_name`` that is not being deleted, ours or not."""
+        filters = [{"Name": "SnapshotName", "Values": [cloud_name]}]
+        return [
+            info
+            for info in await self._describe_all({"Filters": filters})
+            if info.get("SnapshotName") == cloud_name and _state(info.get("Status")) is not SnapshotState.DELETING
+        ]
 
     async def _describe_all(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         infos: list[dict[str, Any]] = []
@@ -190,7 +238,8 @@ class TencentSnapshots:
             await asyncio.sleep(self._poll)  # still being taken or restored from: wait while the caller does
         log.info("deleted CFS snapshot %s", snapshot_id)
 
-    async def _discard(self, snapshot_id: str, reason: str) -> None:
+    async def discard(self, snapshot_id: str, reason: str) -> None:
+        """Delete a snapshot taken by a call that then failed for good (no retry may come to find it)."""
         log.warning("deleting snapshot %s, taken by a call that then failed: %s", snapshot_id, reason)
         try:
             await self._delete(snapshot_id)
