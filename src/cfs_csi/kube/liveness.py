@@ -9,6 +9,7 @@ progress (:meth:`Liveness.beat`) and how long a silence is still normal for it; 
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,3 +49,14 @@ class Liveness:
     async def check(self) -> str | None:
         found = self.problems()
         return "; ".join(found) if found else None
+
+
+def add_health_argument(parser: argparse.ArgumentParser) -> None:
+    """``--health-port`` of the components whose loops beat here (the operator, the sub-directory provisioner)."""
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="serve GET /healthz on this port: 503 when the Lease loop or a watch made no progress for longer than "
+        "it may (a stuck loop only a restart fixes); 0: off",
+    )

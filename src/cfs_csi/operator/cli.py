@@ -6,6 +6,7 @@ import argparse
 import os
 
 from cfs_csi.cloud.factory import add_backend_arguments
+from cfs_csi.kube.liveness import add_health_argument
 
 
 def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,13 +68,7 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         default=True,
         help="act only while holding the Lease cfs-csi-operator (default: on)",
     )
-    p.add_argument(
-        "--health-port",
-        type=int,
-        default=0,
-        help="serve GET /healthz on this port: 503 when the Lease loop or a watch made no progress for longer than "
-        "it may (a stuck loop only a restart fixes); 0: off",
-    )
+    add_health_argument(p)
     p.add_argument(
         "--metrics-port",
         type=int,

@@ -48,6 +48,8 @@ HELP = "shared mode: one directory and PV per claim of a shared class"
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from cfs_csi.kube.liveness import add_health_argument  # small: stdlib only
+
     p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, then in-cluster")
     p.add_argument(
         "--leader-elect",
@@ -68,13 +70,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds between full re-lists of classes, claims and PVs, which retry what failed (default 60)",
     )
-    p.add_argument(
-        "--health-port",
-        type=int,
-        default=0,
-        help="serve GET /healthz on this port: 503 when the Lease loop or a watch made no progress for longer than "
-        "it may (a stuck loop only a restart fixes); 0: off",
-    )
+    add_health_argument(p)
     p.add_argument(
         "--metrics-port",
         type=int,
