@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -62,3 +63,30 @@ def test_operator_and_provisioner_report_healthy_loops(
     finally:
         share.stop()
         watcher.stop()
+
+
+def test_a_claim_that_keeps_failing_shows_one_counted_event(
+    kube: Kube, operator: Operator, control_plane: ControlPlane
+) -> None:
+    """Issue 17 item 3: the provisioner's warning is not repeated per retry or resync, and not per restart."""
+    share = Share(kube, operator, operator.root, "cfs-failing", directoryQuota="required")
+    share.start_provisioner(control_plane.kubeconfig, "p", "--resync=2")
+    body = claim("tiny", "cfs-failing")
+    body["spec"]["resources"]["requests"]["storage"] = "1Gi"  # under CFS's 10 GiB minimum: required cannot be met
+
+    def failures() -> list[Any]:
+        return [e for e in kube.events_for("default", "tiny") if e.reason == "ProvisioningFailed"]
+
+    kube.create(body)
+    try:
+        wait_for("the failure counted at least 3 times on one Event",
+                 lambda: [e for e in failures() if (e.count or 1) >= 3], timeout=60)  # fmt: skip
+        [event] = failures()
+        share.processes[-1].stop()
+        share.start_provisioner(control_plane.kubeconfig, "q", "--resync=2")  # knows nothing of the Event
+        wait_for("counted again after the restart",
+                 lambda: [e for e in failures() if (e.count or 1) > (event.count or 1)], timeout=60)  # fmt: skip
+        assert [e.metadata.name for e in failures()] == [event.metadata.name]
+    finally:
+        kube.core.delete_namespaced_persistent_volume_claim("tiny", "default")
+        share.stop()

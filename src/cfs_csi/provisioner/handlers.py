@@ -122,7 +122,8 @@ class ProvisionerContext:
 
     def __post_init__(self) -> None:
         if self.events is None:
-            self.events = EventPoster(self.client, self.name)
+            # Aggregated: a claim that keeps failing shows one Event counting up, not one per retry or resync.
+            self.events = EventPoster(self.client, self.name, aggregate=True)
         if self.quotas is None:
             self.quotas = ShareQuotas(self.share.cloud_id, None)
 
