@@ -15,7 +15,9 @@ What it prints (one table, medians with min-max over the runs):
 Both drivers get the same requests from the same client over their unix sockets, in the same private mount
 namespace, and mount through the same ``mount.nfs`` stand-in: a shell script that bind-mounts a directory of this
 run's tmpfs for ``host:/path`` (it is laid over the helper directory with an overlay mount, in this namespace
-only). The anchor is csi-driver-nfs's ``nfsplugin``, found from ``$CFS_CSI_ANCHOR_NFS_PLUGIN``; without it, the
+only). ``--mounter=bind`` runs ours with the local backend's bind mounter instead (same bind mounts, but unmounted
+with the ``umount2`` system call where the NFS mounter runs ``umount(8)``; issue 15), for that comparison.
+The anchor is csi-driver-nfs's ``nfsplugin``, found from ``$CFS_CSI_ANCHOR_NFS_PLUGIN``; without it, the
 side-by-side columns are left out and the run says so.
 
 Python byte code: the image installs compiled ``.pyc`` files; this run compiles ours into a private cache
@@ -274,10 +276,12 @@ def install_stand_in(root: Path, exports: Path) -> None:
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(helpers)], check=True, timeout=10)
 
 
-def ours(kubelet: Path, *extra: str) -> Callable[[Path, Path], list[str]]:
+def ours(
+    kubelet: Path, *extra: str, mounter: tuple[str, ...] = ("--mounter=nfs",)
+) -> Callable[[Path, Path], list[str]]:
     def argv(sock: Path, workdir: Path) -> list[str]:
         return [
-            sys.executable, "-m", "cfs_csi", "serve", "--component=node", "--mounter=nfs",
+            sys.executable, "-m", "cfs_csi", "serve", "--component=node", *mounter,
             f"--endpoint=unix://{sock}", "--node-id=bench", f"--state-dir={workdir / 'state'}",
             f"--kubelet-dir={kubelet}", *extra,
         ]  # fmt: skip
@@ -346,6 +350,13 @@ def main() -> int:
     parser.add_argument("--mounts", default="30,500", help="mount table sizes to run at")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--src", type=Path, help="run cfs-csi from this source directory (before/after comparisons)")
+    parser.add_argument(
+        "--mounter",
+        choices=("nfs", "bind"),
+        default="nfs",
+        help="our node's mounter: nfs (mount.nfs stand-in; unmounts with umount(8)) or bind (the local backend's "
+        "bind mounts of --export-root; unmounts with umount2(2))",
+    )
     args = parser.parse_args()
     if os.environ.get("CFS_CSI_MOUNT_NS") != "private" or os.geteuid() != 0:
         print("run through bench/run.sh node (root, private mount namespace)", file=sys.stderr)
@@ -360,6 +371,10 @@ def main() -> int:
         for slot in range(8):
             (exports / f"bench{slot}").mkdir(parents=True)
             (exports / f"anchor{slot}").mkdir(parents=True)
+            (exports / "bind" / HOST / f"bench{slot}").mkdir(parents=True)  # --mounter=bind: <root>/<host>/<fsid>
+        mounter = (
+            ("--mounter=nfs",) if args.mounter == "nfs" else ("--mounter=bind", f"--export-root={exports / 'bind'}")
+        )
         install_stand_in(root, exports)
         kubelet = root / "kubelet"
         pods = kubelet / "pods"
@@ -369,14 +384,16 @@ def main() -> int:
             env["PYTHONPATH"] = str(args.src.resolve())
         bare = Driver(
             "cfs-csi",
-            ours(kubelet, "--no-register"),
+            ours(kubelet, "--no-register", mounter=mounter),
             lambda slot: {"host": HOST, "fsid": f"bench{slot}", "vers": "3"},
             env,
         )
         port = free_port()
         chart = Driver(
             "cfs-csi (as the chart runs it)",
-            ours(kubelet, f"--kubelet-registration-path={root / 'chart.sock'}", f"--health-port={port}"),
+            ours(
+                kubelet, f"--kubelet-registration-path={root / 'chart.sock'}", f"--health-port={port}", mounter=mounter
+            ),
             bare.context,
             env,
         )
@@ -525,7 +542,7 @@ def print_table(
     head = ("figure", ours_name, anchor_name, "ratio")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     print(f"\nnode plugin benchmark: {args.runs} runs x {args.pairs} pairs per phase, {args.starts} starts; "
-          "median (min-max); ratio > 1: cfs-csi better")  # fmt: skip
+          f"cfs-csi with --mounter={args.mounter}; median (min-max); ratio > 1: cfs-csi better")  # fmt: skip
     for line in [head, tuple("-" * w for w in widths), *rows]:
         print("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) + " |")
 

@@ -126,6 +126,8 @@ class NodeServicer:
     ) -> None:
         self._node_id = node_id
         self._mounter = mounter
+        #: umount2(2) instead of umount(8) for this mounter's mounts (issue 15).
+        self._unmount_syscall = mounter.unmount_by_syscall
         self._published = published
         self._timeouts = timeouts
         self._pods = pods
@@ -309,7 +311,7 @@ class NodeServicer:
             if ref is None:
                 return False
             with contextlib.closing(ref):
-                await unmount(ref, self._ladder_time(), self._mounted_check(real))
+                await unmount(ref, self._ladder_time(), self._mounted_check(real), syscall=self._unmount_syscall)
         raise CsiError(StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts")
 
     async def _health(self, real: str) -> Health:
@@ -364,7 +366,7 @@ class NodeServicer:
         if entry is not None and entry.read_only == read_only:
             return
         if entry is not None:
-            await unmount(target, self._ladder_time(), self._mounted_check(real))
+            await unmount(target, self._ladder_time(), self._mounted_check(real), syscall=self._unmount_syscall)
         known = {(old.mount_id, old.mount_point) for old in previous.entries}
         elsewhere = [new.mount_point for new in after.entries if (new.mount_id, new.mount_point) not in known]
         elsewhere = [point for point in elsewhere if entry is None or point != entry.mount_point]
@@ -416,7 +418,7 @@ class NodeServicer:
                     # After the first unmount, only when rmdir said EBUSY: another mount is stacked underneath.
                     if not self._mounted_at(ref, real, table if step == 0 else self._mounts.table()):
                         break
-                    await unmount(ref, end - time.monotonic(), self._mounted_check(real))
+                    await unmount(ref, end - time.monotonic(), self._mounted_check(real), syscall=self._unmount_syscall)
                     unmounted = True
                     removed = await in_thread_unless(inline, lambda: try_remove_target(ref))
                     if removed is not None:

@@ -26,6 +26,7 @@ from cfs_csi.mount import runner
 from cfs_csi.mount.errors import MountError, MountErrorKind
 from cfs_csi.mount.mountinfo import MountEntry, MountTable
 from cfs_csi.mount.targets import OpenTarget, TargetRef
+from cfs_csi.mount.umount2 import MNT_DETACH, MNT_FORCE, UNMOUNTS
 from cfs_csi.volume.exports import ExportRoot
 from cfs_csi.volume.nfs import NfsMount
 
@@ -36,6 +37,10 @@ _VFS_FLAGS = frozenset({"ro", "nosuid", "nodev", "noexec", "noatime", "nodiratim
 
 
 class Mounter(Protocol):
+    #: Whether :func:`unmount` may use the ``umount2`` system call for this mounter's mounts, or must run
+    #: ``umount(8)`` (which runs ``umount.nfs``: see :class:`NfsMounter`).
+    unmount_by_syscall: bool
+
     async def mount(self, nfs: NfsMount, target: OpenTarget) -> None:
         """Mount ``nfs`` onto the open directory ``target`` (which is not a mount point)."""
         ...
@@ -46,6 +51,12 @@ class Mounter(Protocol):
 
 
 class NfsMounter:
+    #: ``umount.nfs`` does more than the system call for NFSv3: it tells the server's mountd (UMNT) so that the
+    #: server drops this client from its list of mounts (``rmtab``, what ``showmount -a`` shows). The node does
+    #: not know a target's NFS version at unpublish without reading the mount table, so NFS mounts keep the
+    #: command.
+    unmount_by_syscall = False
+
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
 
@@ -69,6 +80,9 @@ class NfsMounter:
 
 
 class BindMounter:
+    #: A bind mount needs nothing but the system call (issue 15: no process per unmount).
+    unmount_by_syscall = True
+
     def __init__(self, exports: ExportRoot, timeout: float) -> None:
         self._exports = exports
         self._timeout = timeout
@@ -92,7 +106,7 @@ class BindMounter:
                 await self._remount(source, target, flags)
             except (MountError, OSError):
                 # Never leave a writable mount behind when read-only was asked for.
-                await unmount(target, self._timeout)
+                await unmount(target, self._timeout, syscall=True)
                 raise
 
     async def _remount(self, source: str, target: OpenTarget, flags: list[str]) -> None:
@@ -123,10 +137,15 @@ class BindMounter:
 #: What ``umount`` says about a mount whose server is gone (besides hanging until it is killed).
 _SERVER_GONE = ("Stale file handle", "Input/output error", "Transport endpoint is not connected", "Host is down")
 _LADDER = ((), ("-f",), ("-l",))
+#: The same ladder as ``umount2`` flags.
+_SYSCALL_LADDER = (0, MNT_FORCE, MNT_DETACH)
 
 
 def _server_gone(error: MountError) -> bool:
-    return error.kind is MountErrorKind.TIMEOUT or any(words in error.message for words in _SERVER_GONE)
+    """Whether a failed step is worth the next one: the server is gone or does not answer (pure)."""
+    return error.kind in (MountErrorKind.TIMEOUT, MountErrorKind.STALE) or any(
+        words in error.message for words in _SERVER_GONE
+    )
 
 
 def ladder_budget(configured: float, caller_left: float) -> float:
@@ -142,7 +161,9 @@ def step_timeout(left: float, steps_left: int) -> float:
     return left if steps_left <= 1 else left / 2
 
 
-async def unmount(target: TargetRef, timeout: float, still_mounted: Callable[[], bool] | None = None) -> None:
+async def unmount(
+    target: TargetRef, timeout: float, still_mounted: Callable[[], bool] | None = None, *, syscall: bool = False
+) -> None:
     """Unmount ``target`` within ``timeout`` seconds overall; not being mounted is not an error for the caller to
     see (checked before).
 
@@ -158,7 +179,9 @@ async def unmount(target: TargetRef, timeout: float, still_mounted: Callable[[],
     longer (the caller passes the smaller of its deadline and the configured timeout).
 
     ``umount`` is given the target's name below its parent's handle, so no component above the target is
-    looked up again by name (the caller has checked that a mount is at exactly this path).
+    looked up again by name (the caller has checked that a mount is at exactly this path). With ``syscall``, the
+    steps are ``umount2`` calls (:mod:`cfs_csi.mount.umount2`: same path, same ladder, same time shares, a
+    daemon thread per step that keeps the call's lock file locked until the kernel returns).
     """
     via, fds, shown = target.via_parent, (target.parent_fd,), (target.via_parent, target.path)
     end = time.monotonic() + timeout
@@ -168,7 +191,12 @@ async def unmount(target: TargetRef, timeout: float, still_mounted: Callable[[],
             log.warning("unmounting %s: %s; trying umount %s", target.path, failure.message, flags[0])
         step = step_timeout(end - time.monotonic(), len(_LADDER) - index)
         try:
-            await runner.run(["umount", "--no-canonicalize", *flags, via], step, pass_fds=fds, shown=shown)
+            if not syscall:
+                await runner.run(["umount", "--no-canonicalize", *flags, via], step, pass_fds=fds, shown=shown)
+            elif runner.stopping():
+                raise MountError(MountErrorKind.FAILED, "umount not started: the plugin is stopping")
+            else:
+                await UNMOUNTS.unmount(target, _SYSCALL_LADDER[index], step, runner.inherited())
             return
         except MountError as exc:
             failure = exc

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from cfs_csi.metrics import record as metrics
 from cfs_csi.mount.errors import MountError, MountErrorKind
+from cfs_csi.mount.umount2 import UNMOUNTS
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,23 @@ def owned_by(children: Children) -> Iterator[Children]:
         _OWNER.reset(token)
 
 
+def inherited() -> tuple[int, ...]:
+    """The descriptors that whatever runs for the current call must keep open while it runs (its lock file)."""
+    owner = _OWNER.get()
+    return owner.inherit if owner is not None else ()
+
+
+def stopping() -> bool:
+    """Whether the plugin is stopping (:func:`kill_all` was called): nothing new is started."""
+    return _stopping
+
+
 def census() -> tuple[int, int]:
-    """How many commands are running now, and how many of them were killed and have not exited (stuck in the
-    kernel on a dead server); read by the metrics at each scrape."""
+    """How many commands (and ``umount2`` calls) are running now, and how many of them were killed and have not
+    exited (or are past their deadline): stuck in the kernel on a dead server; read by the metrics at each scrape."""
     running = list(_RUNNING)
-    return len(running), sum(command.killed for command in running)
+    calls, blocked = UNMOUNTS.census()
+    return len(running) + calls, sum(command.killed for command in running) + blocked
 
 
 metrics.watch_commands(census)
