@@ -302,7 +302,7 @@ def test_two_replicas_provision_each_claim_exactly_once(
         provisioned = [line for line in logs.splitlines() if " provisioned pvc-" in line and f" {namespace}/" in line]
         assert len(provisioned) == 30
         assert len({line.split(" provisioned ", 1)[1].split()[0] for line in provisioned}) == 30
-        leaders = [p for p in (first, second) if "leading as" in p.log.read_text()]
+        leaders = [p for p in (first, second) if " leads lease " in p.log.read_text()]
         assert len(leaders) == 1
         kube.core.delete_collection_namespaced_persistent_volume_claim(namespace)
     finally:
