@@ -98,7 +98,7 @@ def test_dev_cluster_values_host_network_api_server_and_no_liveness_sidecar(helm
     controller = one(objects, "Deployment", "csi-provisioner-cfsplugin")
     spec = pod(controller)
     assert (spec["hostNetwork"], spec["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
-    assert [c["name"] for c in spec["containers"]] == ["csi-provisioner", "csi-cfs", "tcfs-operator"]
+    assert [c["name"] for c in spec["containers"]] == ["csi-provisioner", "csi-resizer", "csi-cfs", "tcfs-operator"]
     assert "livenessProbe" not in container(controller, "csi-cfs")  # nothing would answer it
     wanted = [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
               {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"}]  # fmt: skip

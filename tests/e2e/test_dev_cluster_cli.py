@@ -91,7 +91,8 @@ def test_product_mode_installs_the_chart_and_its_printed_examples_bind_in_both_m
     try:
         printed = read_until(up, "(Ctrl-C or SIGTERM stops the chart, the node", timeout=900)
         commands = [line.strip() for line in printed if line.startswith("  ") and " apply -f " in line]
-        assert len(commands) == 2, printed  # one example per mode, with the kubectl built at the server's version
+        # one example per mode and the snapshot class, with the kubectl built at the server's version
+        assert len(commands) == 3, printed
         for command in commands:
             words = shlex.split(command)
             assert Path(words[0]).name == "kubectl"

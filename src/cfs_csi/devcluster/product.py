@@ -83,9 +83,9 @@ def usage(plane: ControlPlane, kubectl: Path, product: Product) -> str:
         "Shared mode (sub-directories of one file system per class):",
         f"  {k} apply -f {EXAMPLES / 'storageclass-cfs-share.yaml'} -f {EXAMPLES / 'pvc-cfs-share-1.yaml'}",
         f"  {k} get pvc,pv -A; {k} get tcfs -n {chart.NAMESPACE}",
-        "Snapshots of a dedicated claim (the snapshot controller and its CRDs run here), then a restore:",
-        f"  {k} apply -f {EXAMPLES / 'volumesnapshotclass-cfs.yaml'}; then a VolumeSnapshot of cfs-normal, and a claim"
-        " whose dataSource names it",
+        "Snapshots of a dedicated claim (the snapshot controller and its CRDs run here): the class, then a"
+        " VolumeSnapshot of cfs-normal and a claim whose dataSource names it:",
+        f"  {k} apply -f {EXAMPLES / 'volumesnapshotclass-cfs.yaml'}",
         f"The file systems' data is under {product.exports} (the emulator's exports).",
     ])  # fmt: skip
 
