@@ -43,6 +43,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from shared_bench import account_kubeconfig, cpu_s, rss_mb, wait  # the same measurements as shared mode's bench
 
 from cfs_csi.devcluster import cluster, tools
 
@@ -57,32 +58,9 @@ PARAMETERS = {"subdir-share": "true", "vpcid": "vpc-oilua6pt", "subnetid": "subn
               "pgroupid": "pgroup-lrquouvl", "storagetype": "SD", "zone": "ap-guangzhou-3"}  # fmt: skip
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def ready_condition(tcfs: dict[str, Any]) -> bool:
     conditions = (tcfs.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def wait(what: str, condition: Any, timeout: float, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -116,23 +94,7 @@ class Bench:
         self.log_level = "INFO"
 
     def _account(self) -> Path:
-        self.core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": ACCOUNT}})
-        rbac: Any = k8s.RbacAuthorizationV1Api(self.api)
-        rbac.create_cluster_role_binding({
-            "metadata": {"name": ACCOUNT}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
-                                                       "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]})  # fmt: skip
-        request = {"spec": {"audiences": [], "expirationSeconds": 86400}}
-        token = self.core.create_namespaced_service_account_token(ACCOUNT, NAMESPACE, request).status.token
-        path = self.root / "bench.kubeconfig"
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-            "clusters": [{"name": "dev", "cluster": {"server": self.plane.server,
-                                                     "certificate-authority": str(self.plane.pki.ca_cert)}}],
-            "users": [{"name": ACCOUNT, "user": {"token": token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": "dev", "user": ACCOUNT}}],
-        }))  # fmt: skip
-        return path
+        return account_kubeconfig(self.api, self.plane, self.root / "bench.kubeconfig", ACCOUNT)
 
     def _install_crd(self) -> None:
         crd = yaml.safe_load((REPO / "src" / "cfs_csi" / "operator" / "tcfs-crd.yaml").read_text())

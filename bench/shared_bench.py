@@ -79,6 +79,28 @@ def wait(what: str, condition: Any, timeout: float, interval: float = 0.5) -> An
         time.sleep(interval)
 
 
+def account_kubeconfig(api: Any, plane: cluster.ControlPlane, path: Path, account: str) -> Path:
+    """A cluster-admin service account ``account`` in NAMESPACE, and a kubeconfig at ``path`` with its token: the
+    API server's audit log records its calls apart from the bench's own admin ones."""
+    core: Any = k8s.CoreV1Api(api)
+    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": account}})
+    rbac: Any = k8s.RbacAuthorizationV1Api(api)
+    rbac.create_cluster_role_binding({
+        "metadata": {"name": account}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                                   "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]})  # fmt: skip
+    request = {"spec": {"audiences": [], "expirationSeconds": 86400}}
+    token = core.create_namespaced_service_account_token(account, NAMESPACE, request).status.token
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "dev", "cluster": {"server": plane.server,
+                                                 "certificate-authority": str(plane.pki.ca_cert)}}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "dev", "user": account}}],
+    }))  # fmt: skip
+    return path
+
+
 @dataclass
 class Run:
     variant: str
@@ -107,23 +129,7 @@ class Bench:
         self.profile: Path | None = None
 
     def _account(self) -> Path:
-        self.core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": ACCOUNT}})
-        rbac: Any = k8s.RbacAuthorizationV1Api(self.api)
-        rbac.create_cluster_role_binding({
-            "metadata": {"name": ACCOUNT}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
-                                                       "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]})  # fmt: skip
-        request = {"spec": {"audiences": [], "expirationSeconds": 86400}}
-        token = self.core.create_namespaced_service_account_token(ACCOUNT, NAMESPACE, request).status.token
-        path = self.root / "bench.kubeconfig"
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-            "clusters": [{"name": "dev", "cluster": {"server": self.plane.server,
-                                                     "certificate-authority": str(self.plane.pki.ca_cert)}}],
-            "users": [{"name": ACCOUNT, "user": {"token": token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": "dev", "user": ACCOUNT}}],
-        }))  # fmt: skip
-        return path
+        return account_kubeconfig(self.api, self.plane, self.root / "bench.kubeconfig", ACCOUNT)
 
     def claim(self, name: str, storage_class: str, namespace: str) -> None:
         self.core.create_namespaced_persistent_volume_claim(namespace, {

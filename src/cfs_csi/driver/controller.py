@@ -25,6 +25,9 @@ parameters apply to the clone, within the storage series CFS restores into (:mod
 
 from __future__ import annotations
 
+import re
+from typing import Protocol, TypeVar
+
 from google.protobuf import timestamp_pb2
 
 from cfs_csi.cloud.base import FileStorage, FileSystem, FileSystemSpec, Snapshot
@@ -66,6 +69,33 @@ SHARED_NODE_EXPANSION_REQUIRED = True
 _VOLUME_ID = DEDICATED_ID
 _TOKEN = _VOLUME_ID
 _SNAPSHOT_ID = SNAPSHOT_ID
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_Item = TypeVar("_Item", bound=_Identified)
+
+
+def check_page_request(max_entries: int, token: str, issued: re.Pattern[str]) -> None:
+    """ListVolumes' and ListSnapshots' paging arguments: a token is an id this driver handed out (ABORTED else)."""
+    if max_entries < 0:
+        raise invalid("max_entries must not be negative")
+    if token and not issued.fullmatch(token):
+        raise CsiError(StatusCode.ABORTED, f"starting_token {cut(token)!r} was not issued by this driver")
+
+
+def page_of(items: list[_Item], token: str, max_entries: int) -> tuple[list[_Item], str]:
+    """One page of ``items`` in id order after ``token``, and the next token ("" on the last page) (pure).
+
+    The token is the last id handed out, not an offset, so an item created or deleted between pages moves nothing.
+    """
+    ordered = sorted(items, key=lambda item: item.id)
+    remaining = [item for item in ordered if item.id > token] if token else ordered
+    page = remaining[:max_entries] if max_entries else remaining
+    return page, page[-1].id if page and len(remaining) > len(page) else ""
 
 
 class ControllerServicer:
@@ -166,16 +196,11 @@ class ControllerServicer:
     async def ListVolumes(
         self, request: csi_pb2.ListVolumesRequest, context: CallContext
     ) -> csi_pb2.ListVolumesResponse:
-        if request.max_entries < 0:
-            raise invalid("max_entries must not be negative")
-        token = request.starting_token
-        if token and not _TOKEN.fullmatch(token):
-            raise CsiError(StatusCode.ABORTED, f"starting_token {token!r} was not issued by this driver")
+        check_page_request(request.max_entries, request.starting_token, _TOKEN)
         listed = await self._storage.list_file_systems()
-        systems = sorted((fs for fs in listed if fs.owner.origin is Origin.VOLUME), key=lambda fs: fs.id)
-        remaining = [fs for fs in systems if fs.id > token] if token else systems
-        page = remaining[: request.max_entries] if request.max_entries else remaining
-        next_token = page[-1].id if page and len(remaining) > len(page) else ""
+        page, next_token = page_of(
+            [fs for fs in listed if fs.owner.origin is Origin.VOLUME], request.starting_token, request.max_entries
+        )
         return csi_pb2.ListVolumesResponse(
             entries=[
                 csi_pb2.ListVolumesResponse.Entry(
@@ -283,18 +308,13 @@ class ControllerServicer:
         self, request: csi_pb2.ListSnapshotsRequest, context: CallContext
     ) -> csi_pb2.ListSnapshotsResponse:
         """Our snapshots by id, filtered by ``snapshot_id`` and ``source_volume_id`` (both when both are given)."""
-        if request.max_entries < 0:
-            raise invalid("max_entries must not be negative")
-        token = request.starting_token
-        if token and not _SNAPSHOT_ID.fullmatch(token):
-            raise CsiError(StatusCode.ABORTED, f"starting_token {cut(token)!r} was not issued by this driver")
+        check_page_request(request.max_entries, request.starting_token, _SNAPSHOT_ID)
         snapshots = await self._filtered_snapshots(request.snapshot_id, request.source_volume_id)
-        ours = sorted((s for s in snapshots if s.owner.origin is Origin.SNAPSHOT), key=lambda s: s.id)
-        remaining = [s for s in ours if s.id > token] if token else ours
-        page = remaining[: request.max_entries] if request.max_entries else remaining
+        page, next_token = page_of(
+            [s for s in snapshots if s.owner.origin is Origin.SNAPSHOT], request.starting_token, request.max_entries
+        )
         return csi_pb2.ListSnapshotsResponse(
-            entries=[csi_pb2.ListSnapshotsResponse.Entry(snapshot=_snapshot(s)) for s in page],
-            next_token=page[-1].id if page and len(remaining) > len(page) else "",
+            entries=[csi_pb2.ListSnapshotsResponse.Entry(snapshot=_snapshot(s)) for s in page], next_token=next_token
         )
 
     async def _filtered_snapshots(self, snapshot_id: str, source: str) -> list[Snapshot]:

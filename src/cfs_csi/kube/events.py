@@ -8,9 +8,9 @@ With ``aggregate``, an event repeated about the same object (same type, reason a
 again: the first one's ``count`` and ``lastTimestamp`` are patched, as Kubernetes' own components do
 (``kubectl describe`` shows "x5 over 10m"), so a condition that lasts stays visible (the API server drops an
 Event an hour after its last update) without a new object per retry or resync. It takes ``patch`` on events.
-A restarted process does not know what it posted before, so the first time it is about to post a key it looks for
-that Event (same object, type, reason, message and our component) and counts on it instead: the same warning is
-not posted again per restart either. That takes ``list`` on events, once per key per process.
+A restarted process does not know what it posted before, so the first time it is about to post a warning it looks
+for that Event (same object, type, reason, message and our component) and counts on it instead: the same warning
+is not posted again per restart either. That takes ``list`` on events, once per warning per process.
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ class EventPoster:
         """Count ``body`` on the event already posted for ``key``; False if there is none (any more)."""
         found = self._posted.get(key)
         if found is None:
-            found = await self._earlier(key, body)
+            # Only a warning repeats across restarts (the same failure retried); a Normal event (Provisioning,
+            # Created...) is posted once per object, so looking for an earlier one would only cost a list each.
+            found = await self._earlier(key, body) if body["type"] == "Warning" else None
             if found is None:
                 return False
         if not found[0]:
