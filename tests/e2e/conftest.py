@@ -6,6 +6,7 @@ fails, every e2e test is skipped with the build error as the reason (``pytest -r
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sys
@@ -13,7 +14,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,9 +261,13 @@ GROUP, VERSION, PLURAL = "tcfsoperator.k8s.io", "v1alpha1", "tcfs"
 class Operator:
     """``cfs-csi operator`` against the emulator; as admin (installing the CRD) unless given another kubeconfig."""
 
-    def __init__(self, root: Path, plane: ControlPlane, emulator: Emulator, kubeconfig: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, plane: ControlPlane, emulator: Emulator, kubeconfig: Path | None = None,
+        extra: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         self.root, self.plane, self.emulator = root, plane, emulator
         self.kubeconfig = kubeconfig or plane.kubeconfig
+        self.extra = list(extra)  # more flags of the operator (--metrics-port, --health-port...)
         self.image = "cfs-csi:test"
         self.process = self.start()
 
@@ -272,7 +277,7 @@ class Operator:
             sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "operator", f"--kubeconfig={self.kubeconfig}",
             f"--namespace={NAMESPACE}", *install, f"--provisioner-image={self.image}", "--backend=tencent",
             f"--cfs-endpoint={self.emulator.url}", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
-            "--cluster-id=cls-test", "--cloud-poll-interval=0.3", f"--state-dir={self.root}",
+            "--cluster-id=cls-test", "--cloud-poll-interval=0.3", f"--state-dir={self.root}", *self.extra,
         ], self.root, env=CLOUD_ENV)  # fmt: skip
 
     def restart(self) -> None:
@@ -284,9 +289,16 @@ class Operator:
 @pytest.fixture
 def operator(control_plane: ControlPlane, kube: Kube) -> Iterator[Operator]:
     """A running operator (as admin) and its emulator; Tcfs objects left behind are deleted afterwards."""
+    with running_operator(control_plane, kube) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_operator(control_plane: ControlPlane, kube: Kube, *extra: str) -> Iterator[Operator]:
+    """The ``operator`` fixture's body, with more operator flags."""
     root = Path(tempfile.mkdtemp(prefix="cfs-op-"))
     emulator = start_emulator(root, "--create-delay", "0.5")
-    operator = Operator(root, control_plane, emulator)
+    operator = Operator(root, control_plane, emulator, extra=extra)
     try:
         yield operator
     finally:

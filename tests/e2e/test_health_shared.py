@@ -8,15 +8,15 @@ tests/unit/test_kube_liveness.py (a hung watch cannot be made here without stopp
 from __future__ import annotations
 
 import json
-import sys
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from cfs_csi.devcluster.cluster import ControlPlane, free_port, spawn
-from tests.conftest import CLOUD_ENV
-from tests.e2e.conftest import NAMESPACE, Kube, Operator, wait_for
+from cfs_csi.devcluster.cluster import ControlPlane, free_port
+from tests.e2e.conftest import Kube, Operator, wait_for
 from tests.e2e.test_operator import claim
 from tests.e2e.test_subdir import Share, _bound
 
@@ -33,12 +33,9 @@ def test_operator_and_provisioner_report_healthy_loops(
     kube: Kube, operator: Operator, control_plane: ControlPlane
 ) -> None:
     operator_port = free_port()
-    watcher = spawn("operator-health", [
-        sys.executable, "-m", "cfs_csi", "operator", f"--kubeconfig={control_plane.kubeconfig}",
-        f"--namespace={NAMESPACE}", "--provisioner-image=cfs-csi:test", "--backend=tencent",
-        f"--cfs-endpoint={operator.emulator.url}", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
-        "--cluster-id=cls-test", f"--state-dir={operator.root}", f"--health-port={operator_port}",
-    ], Path(operator.root), env=CLOUD_ENV)  # fmt: skip
+    # A second operator (its own directory, the fixture's emulator), waiting for the Lease the fixture's holds.
+    watcher = Operator(Path(tempfile.mkdtemp(prefix="cfs-op-health-")), control_plane, operator.emulator,
+                       extra=[f"--health-port={operator_port}"])  # fmt: skip
     share = Share(kube, operator, operator.root, "cfs-health")
     provisioner_port = free_port()
     provisioner = share.start_provisioner(
@@ -62,7 +59,8 @@ def test_operator_and_provisioner_report_healthy_loops(
         assert len(info) - len(claims) <= 4, "\n".join(info)
     finally:
         share.stop()
-        watcher.stop()
+        watcher.process.stop()
+        shutil.rmtree(watcher.root, ignore_errors=True)
 
 
 def test_a_claim_that_keeps_failing_shows_one_counted_event(

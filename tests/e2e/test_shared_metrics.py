@@ -5,19 +5,14 @@ claims' directories with quotas, one claim is deleted and its directory and quot
 
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cfs_csi.devcluster import tools
-from cfs_csi.devcluster.cluster import ControlPlane, Process, spawn
-from tests.conftest import CLOUD_ENV, start_emulator
-from tests.e2e.conftest import GROUP, NAMESPACE, PLURAL, VERSION, Kube, Operator, pv_gone, wait_for
+from cfs_csi.devcluster.cluster import ControlPlane
+from tests.e2e.conftest import Kube, Operator, pv_gone, running_operator, wait_for
 from tests.e2e.test_operator import claim
 from tests.e2e.test_subdir import Share
 from tests.integration.test_metrics import Samples, free_port, scrape, value
@@ -34,37 +29,12 @@ def promtool() -> Path | None:
         return None
 
 
-class MeteredOperator(Operator):
-    """The operator with ``--metrics-port``."""
-
-    def __init__(self, root: Path, plane: ControlPlane, emulator: Any) -> None:
-        self.metrics_port = free_port()
-        super().__init__(root, plane, emulator)
-
-    def start(self) -> Process:
-        return spawn("operator", [
-            sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "operator", f"--kubeconfig={self.kubeconfig}",
-            f"--namespace={NAMESPACE}", "--install-crd", f"--provisioner-image={self.image}", "--backend=tencent",
-            f"--cfs-endpoint={self.emulator.url}", "--region=ap-guangzhou", "--zone=ap-guangzhou-3",
-            "--cluster-id=cls-test", "--cloud-poll-interval=0.3", f"--state-dir={self.root}",
-            f"--metrics-port={self.metrics_port}",
-        ], self.root, env=CLOUD_ENV)  # fmt: skip
-
-
 @pytest.fixture
-def metered_operator(control_plane: ControlPlane, kube: Kube) -> Iterator[MeteredOperator]:
-    root = Path(tempfile.mkdtemp(prefix="cfs-op-metrics-"))
-    emulator = start_emulator(root, "--create-delay", "0.5")
-    operator = MeteredOperator(root, control_plane, emulator)
-    try:
-        yield operator
-    finally:
-        operator.process.stop()
-        print("--- operator log (tail) ---\n" + operator.process.tail(60))
-        emulator.stop()
-        for tcfs in kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
-            kube.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tcfs["metadata"]["name"])
-        shutil.rmtree(root, ignore_errors=True)
+def metered_operator(control_plane: ControlPlane, kube: Kube) -> Iterator[tuple[Operator, int]]:
+    """The operator fixture's operator, serving its metrics on a port of its own; and that port."""
+    port = free_port()
+    with running_operator(control_plane, kube, f"--metrics-port={port}") as operator:
+        yield operator, port
 
 
 def moved(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -72,9 +42,9 @@ def moved(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], floa
 
 
 def test_operator_and_provisioner_count_their_work(
-    kube: Kube, metered_operator: MeteredOperator, control_plane: ControlPlane, promtool: Path | None
+    kube: Kube, metered_operator: tuple[Operator, int], control_plane: ControlPlane, promtool: Path | None
 ) -> None:
-    operator = metered_operator
+    operator, metrics_port = metered_operator
     share = Share(kube, operator, operator.root, CLASS, reclaim="Delete")
     port = free_port()
     share.start_provisioner(control_plane.kubeconfig, "metrics", f"--metrics-port={port}")
@@ -87,7 +57,7 @@ def test_operator_and_provisioner_count_their_work(
         wait_for("its PV deleted", lambda: pv_gone(kube, bound.spec.volume_name), timeout=90)
 
         # The operator: the Tcfs is Ready, its reconciles were counted, and it created the file system.
-        ops = scrape(operator.metrics_port, promtool)
+        ops = scrape(metrics_port, promtool)
         assert value(ops, "cfs_csi_build_info", component="operator", version="0.1.0") == 1
         assert value(ops, "cfs_csi_operator_tcfs", ready="True", reason="FileSystemReady") == 1
         assert sum(moved(ops, "cfs_csi_operator_tcfs").values()) == 1
