@@ -43,7 +43,14 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from shared_bench import account_kubeconfig, cpu_s, rss_mb, wait  # the same measurements as shared mode's bench
+from shared_bench import (  # the same measurements as shared mode's bench
+    account_kubeconfig,
+    audit_offset,
+    audited_calls,
+    cpu_s,
+    rss_mb,
+    wait,
+)
 
 from cfs_csi.devcluster import cluster, tools
 
@@ -110,23 +117,10 @@ class Bench:
         wait("the Tcfs API served", served, 60, 0.1)
 
     def audit_offset(self) -> int:
-        return self.plane.audit_log.stat().st_size if self.plane.audit_log.exists() else 0
+        return audit_offset(self.plane)
 
     def audited(self, start: int) -> Counter[str]:
-        calls: Counter[str] = Counter()
-        with self.plane.audit_log.open("rb") as log:
-            log.seek(start)
-            for line in log:
-                event = json.loads(line)
-                if event["user"]["username"] != USER or event["stage"] != "ResponseComplete":
-                    continue
-                if event["verb"] == "watch":
-                    continue
-                ref = event.get("objectRef") or {}
-                code = (event.get("responseStatus") or {}).get("code", 0)
-                sub = "/" + ref["subresource"] if ref.get("subresource") else ""
-                calls[f"{event['verb']} {ref.get('resource', '?')}{sub} {code}"] += 1
-        return calls
+        return audited_calls(self.plane, start, USER)
 
     def make_class(self, name: str) -> None:
         self.storage.create_storage_class({

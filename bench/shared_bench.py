@@ -101,6 +101,29 @@ def account_kubeconfig(api: Any, plane: cluster.ControlPlane, path: Path, accoun
     return path
 
 
+def audit_offset(plane: cluster.ControlPlane) -> int:
+    return plane.audit_log.stat().st_size if plane.audit_log.exists() else 0
+
+
+def audited_calls(plane: cluster.ControlPlane, start: int, user: str) -> Counter[str]:
+    """The calls ``user`` made since ``start`` (bytes into the audit log), watches left out, as
+    ``"<verb> <resource>[/<subresource>] <code>"``."""
+    calls: Counter[str] = Counter()
+    with plane.audit_log.open("rb") as log:
+        log.seek(start)
+        for line in log:
+            event = json.loads(line)
+            if event["user"]["username"] != user or event["stage"] != "ResponseComplete":
+                continue
+            if event["verb"] == "watch":
+                continue
+            ref = event.get("objectRef") or {}
+            code = (event.get("responseStatus") or {}).get("code", 0)
+            sub = "/" + ref["subresource"] if ref.get("subresource") else ""
+            calls[f"{event['verb']} {ref.get('resource', '?')}{sub} {code}"] += 1
+    return calls
+
+
 @dataclass
 class Run:
     variant: str
@@ -140,22 +163,10 @@ class Bench:
         return str(self.core.read_namespaced_persistent_volume_claim(name, namespace).status.phase)
 
     def audit_offset(self) -> int:
-        return self.plane.audit_log.stat().st_size if self.plane.audit_log.exists() else 0
+        return audit_offset(self.plane)
 
     def audited(self, start: int) -> Counter[str]:
-        calls: Counter[str] = Counter()
-        with self.plane.audit_log.open("rb") as log:
-            log.seek(start)
-            for line in log:
-                event = json.loads(line)
-                if event["user"]["username"] != USER or event["stage"] != "ResponseComplete":
-                    continue
-                if event["verb"] == "watch":
-                    continue
-                ref = event.get("objectRef") or {}
-                code = (event.get("responseStatus") or {}).get("code", 0)
-                calls[f"{event['verb']} {ref.get('resource', '?')} {code}"] += 1
-        return calls
+        return audited_calls(self.plane, start, USER)
 
     def start(self, variant: str, source: Path | None, name: str, share: Path, entry: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PROVISIONER_NAME": name, "NFS_SERVER": SERVER, "NFS_PATH": f"/{FSID}/",
