@@ -15,8 +15,10 @@ What it prints (one table, medians with min-max over the runs):
 Both drivers get the same requests from the same client over their unix sockets, in the same private mount
 namespace, and mount through the same ``mount.nfs`` stand-in: a shell script that bind-mounts a directory of this
 run's tmpfs for ``host:/path`` (it is laid over the helper directory with an overlay mount, in this namespace
-only). ``--mounter=bind`` runs ours with the local backend's bind mounter instead (same bind mounts, but unmounted
-with the ``umount2`` system call where the NFS mounter runs ``umount(8)``; issue 15), for that comparison.
+only). The anchor runs ``mount -t nfs``, which runs the stand-in; ours runs the stand-in itself, as it runs the
+system's ``mount.nfs`` on a node (issue 15), and unmounts ``--vers 4`` volumes with the ``umount2`` system call,
+``--vers 3`` ones (the default) with ``umount(8)``. ``--mounter=bind`` runs ours with the local backend's bind
+mounter instead (same bind mounts, unmounted with ``umount2``), for that comparison.
 The anchor is csi-driver-nfs's ``nfsplugin``, found from ``$CFS_CSI_ANCHOR_NFS_PLUGIN``; without it, the
 side-by-side columns are left out and the run says so.
 
@@ -354,8 +356,15 @@ def main() -> int:
         "--mounter",
         choices=("nfs", "bind"),
         default="nfs",
-        help="our node's mounter: nfs (mount.nfs stand-in; unmounts with umount(8)) or bind (the local backend's "
-        "bind mounts of --export-root; unmounts with umount2(2))",
+        help="our node's mounter: nfs (runs the mount.nfs stand-in itself; unmounts NFSv3 with umount(8), NFSv4 with "
+        "umount2(2)) or bind (the local backend's bind mounts of --export-root; unmounts with umount2(2))",
+    )
+    parser.add_argument(
+        "--vers",
+        choices=("3", "4"),
+        default="3",
+        help="the NFS version of our volumes (3: CFS's recommended one and our default; 4: what csi-driver-nfs gets "
+        "without mountOptions on a v4 server)",
     )
     args = parser.parse_args()
     if os.environ.get("CFS_CSI_MOUNT_NS") != "private" or os.geteuid() != 0:
@@ -385,7 +394,7 @@ def main() -> int:
         bare = Driver(
             "cfs-csi",
             ours(kubelet, "--no-register", mounter=mounter),
-            lambda slot: {"host": HOST, "fsid": f"bench{slot}", "vers": "3"},
+            lambda slot: {"host": HOST, "fsid": f"bench{slot}", "vers": args.vers},
             env,
         )
         port = free_port()
@@ -542,7 +551,8 @@ def print_table(
     head = ("figure", ours_name, anchor_name, "ratio")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     print(f"\nnode plugin benchmark: {args.runs} runs x {args.pairs} pairs per phase, {args.starts} starts; "
-          f"cfs-csi with --mounter={args.mounter}; median (min-max); ratio > 1: cfs-csi better")  # fmt: skip
+          f"cfs-csi with --mounter={args.mounter}, NFSv{args.vers} volumes; median (min-max); "
+          "ratio > 1: cfs-csi better")  # fmt: skip
     for line in [head, tuple("-" * w for w in widths), *rows]:
         print("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) + " |")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -75,6 +76,9 @@ def start_driver(
     state = root / f"{name}-state"
     log = root / f"{name}.log"
     pods = pods_dir(root)
+    if _nfs_mounter(extra) and not any(arg.startswith("--nfs-mount-helper") for arg in extra):
+        # These tests stand a `mount` in for mount(8) on PATH; a host's real mount.nfs must not bypass it.
+        extra = (*extra, "--nfs-mount-helper=none")
     argv = [
         sys.executable, "-m", "cfs_csi", "--log-level", "DEBUG", "serve",
         "--endpoint", f"unix://{sock}", "--node-id", "test-node", "--state-dir", str(state),
@@ -91,6 +95,10 @@ def start_driver(
                 raise RuntimeError(f"driver did not start:\n{driver.log_text()}")
             time.sleep(0.05)
     return driver
+
+
+def _nfs_mounter(extra: tuple[str, ...]) -> bool:
+    return "--mounter=nfs" in extra or any(pair == ("--mounter", "nfs") for pair in itertools.pairwise(extra))
 
 
 def _accepts(path: Path) -> bool:

@@ -82,6 +82,13 @@ def _serve_parser(sub: Subparsers, node_alone: bool = False) -> None:
         "(default: bind with --backend local, nfs otherwise)",
     )
     p.add_argument(
+        "--nfs-mount-helper",
+        default="auto",
+        metavar="auto|none|PATH",
+        help="--mounter nfs: run this mount.nfs directly; auto: the one mount(8) would run (/sbin/mount.nfs), when "
+        "there is one; none: always run mount -t nfs (default: auto)",
+    )
+    p.add_argument(
         "--export-root",
         type=Path,
         default=None,
@@ -214,7 +221,7 @@ def _build_serve(args: argparse.Namespace, registration_path: str | None) -> tup
     """The CSI server (node: with its publication records reconciled) and the kubelet registrar, if any."""
     from cfs_csi.driver.node import NodeTimeouts
     from cfs_csi.driver.server import NodeConfig, build_server
-    from cfs_csi.mount.mounter import BindMounter, Mounter, NfsMounter
+    from cfs_csi.mount.mounter import BindMounter, Mounter, NfsMounter, chosen_helper
 
     storage = None
     if args.component in ("controller", "all"):
@@ -232,7 +239,7 @@ def _build_serve(args: argparse.Namespace, registration_path: str | None) -> tup
             root = args.export_root or args.state_dir / "local" / "exports"
             mounter = BindMounter(ExportRoot(root), timeouts.mount)
         else:
-            mounter = NfsMounter(timeouts.mount)
+            mounter = NfsMounter(timeouts.mount, chosen_helper(args.nfs_mount_helper))
         node = NodeConfig(
             node_id=args.node_id,
             mounter=mounter,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 import re
 import secrets
@@ -217,6 +218,81 @@ async def test_nfs_mounter_runs_mount_with_the_decided_source_and_options(
         assert leads_to == str(target)
         entry = read_mount_table().at(str(target))
         assert entry is not None and entry.read_only == readonly
+    finally:
+        driver.stop()
+
+
+def _nfs_stand_ins(mount_root: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A recording ``mount.nfs`` (mounts a tmpfs at its second argument, read-only if asked), a ``mount`` on PATH
+    that records and fails (mount(8) must not be run), a ``umount`` on PATH that records and unmounts. Returns
+    the helper, the record file and the environment."""
+    real_mount, real_umount = shutil.which("mount"), shutil.which("umount")
+    bin_dir, helper_dir = mount_root / "bin", mount_root / "helpers"
+    calls = mount_root / "calls"
+    helper = fake_command(helper_dir, "mount.nfs", (
+        f'echo "mount.nfs $*" >> {calls}\nreadlink "$2" >> {calls}\n'
+        f'case "$*" in *,ro|*,ro,*) set -- "$2" -o ro ;; *) set -- "$2" ;; esac\n'
+        f'target="$1"; shift\nexec {real_mount} -t tmpfs "$@" tmpfs "$target"\n'
+    ))  # fmt: skip
+    fake_command(bin_dir, "mount", f'echo "mount $*" >> {calls}\nexit 99\n')
+    fake_command(bin_dir, "umount", f'echo "umount $*" >> {calls}\nexec {real_umount} "$@"\n')
+    return helper, calls, {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize(
+    ("context", "readonly", "argv", "by_command"),
+    [
+        (NFS_CONTEXT_V3, False, "10.0.33.133:/bz8eisu7/ PROC -n -o vers=3,noresvport,nolock,proto=tcp", True),
+        ({"host": "10.0.33.133", "vers": "4"}, True, "10.0.33.133:/ PROC -n -o vers=4,noresvport,ro", False),
+    ],
+)
+async def test_nfs_mounter_runs_the_mount_helper_itself_and_unmounts_v4_by_syscall(
+    mount_root: Path, context: dict[str, str], readonly: bool, argv: str, by_command: bool
+) -> None:
+    """Issue 15: ``mount.nfs`` is run directly with the target's handle (mount(8) is never run), and a v4 mount is
+    unmounted without ``umount(8)`` while a v3 one keeps it (its ``umount.nfs`` tells the server's mountd)."""
+    helper, calls, env = _nfs_stand_ins(mount_root)
+    driver = start_driver(
+        mount_root, "--mounter", "nfs", "--nfs-mount-helper", str(helper), "--component", "node", env=env, name="h"
+    )
+    try:
+        target = pods_dir(mount_root) / "helper-target"
+        volume = csi_pb2.Volume(volume_id="cfs-3esjn2lz", volume_context=context)
+        async with CsiClient(driver.endpoint) as csi:
+            await csi.publish(volume, str(target), readonly=readonly)
+            entry = read_mount_table().at(str(target))
+            assert entry is not None and entry.read_only == readonly
+            arguments, leads_to = calls.read_text().splitlines()
+            assert re.fullmatch(re.escape(f"mount.nfs {argv}").replace("PROC", r"/proc/self/fd/\d+"), arguments)
+            assert leads_to == str(target)
+            await csi.unpublish(volume.volume_id, str(target))
+        assert read_mount_table().at(str(target)) is None and not target.exists()
+        unmounts = [line for line in calls.read_text().splitlines() if line.startswith("umount ")]
+        assert len(unmounts) == (1 if by_command else 0)
+        assert f"NFS mounts run {helper}" in driver.log_text()
+    finally:
+        driver.stop()
+
+
+async def test_a_record_without_nfs_version_is_unmounted_by_the_command(mount_root: Path) -> None:
+    """A record written by a plugin from before the version was kept: the version is unknown, so umount(8) runs
+    (it may be a v3 mount)."""
+    helper, calls, env = _nfs_stand_ins(mount_root)
+    driver = start_driver(
+        mount_root, "--mounter", "nfs", "--nfs-mount-helper", str(helper), "--component", "node", env=env, name="o"
+    )
+    try:
+        target = pods_dir(mount_root) / "old-record"
+        volume = csi_pb2.Volume(volume_id="cfs-old", volume_context={"host": "10.0.33.133", "vers": "4"})
+        async with CsiClient(driver.endpoint) as csi:
+            await csi.publish(volume, str(target))
+            (record,) = [p for p in driver.state_dir.rglob("*.json") if "cfs-old" in p.read_text()]
+            fields = json.loads(record.read_text())
+            assert fields.pop("nfs_version") == "4"
+            record.write_text(json.dumps(fields))
+            await csi.unpublish(volume.volume_id, str(target))
+        assert read_mount_table().at(str(target)) is None
+        assert [line for line in calls.read_text().splitlines() if line.startswith("umount ")] != []
     finally:
         driver.stop()
 

@@ -33,7 +33,15 @@ def test_error_category(code: str, label: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv0", "label"), [("mount", "mount"), ("/usr/bin/umount", "umount"), ("mount.nfs", "other"), ("", "other")]
+    ("argv0", "label"),
+    [
+        ("mount", "mount"),
+        ("/usr/bin/umount", "umount"),
+        ("/sbin/mount.nfs", "mount"),
+        ("mount.cifs", "other"),
+        ("umount.nfs", "other"),
+        ("", "other"),
+    ],
 )
 def test_command_label(argv0: str, label: str) -> None:
     assert record.command_label(argv0) == label

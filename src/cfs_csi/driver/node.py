@@ -90,6 +90,7 @@ from cfs_csi.mount.usage import QUOTA_ATTRIBUTE, Budget, UsageProbes, quota_of, 
 from cfs_csi.volume.errors import InvalidArgument
 from cfs_csi.volume.handles import shared_handle
 from cfs_csi.volume.nfs import NfsMount, nfs_mount_for
+from cfs_csi.volume.params import NfsVersion
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,6 @@ class NodeServicer:
     ) -> None:
         self._node_id = node_id
         self._mounter = mounter
-        #: umount2(2) instead of umount(8) for this mounter's mounts (issue 15).
-        self._unmount_syscall = mounter.unmount_by_syscall
         self._published = published
         self._timeouts = timeouts
         self._pods = pods
@@ -240,7 +239,7 @@ class NodeServicer:
                     log.debug("mounting %s at %s with options %s", nfs.source, target.path, ",".join(nfs.options))
                     try:
                         await self._mounter.mount(nfs, opened)
-                        await self._check_mounted(opened, real, nfs.read_only, before)
+                        await self._check_mounted(opened, real, nfs, before)
                     except BaseException:
                         if self._mounts.table().at(real) is None:  # leave the directories as they were
                             await in_thread(lambda: pods.remove_created(opened))
@@ -252,6 +251,7 @@ class NodeServicer:
                     source=nfs.source,
                     exclusive=exclusive,
                     quota_bytes=self._quota_at_publish(volume_id, request.volume_context),
+                    nfs_version=nfs.vers.value,
                 )
             )
             self._usage.forget(real)
@@ -311,7 +311,7 @@ class NodeServicer:
             if ref is None:
                 return False
             with contextlib.closing(ref):
-                await unmount(ref, self._ladder_time(), self._mounted_check(real), syscall=self._unmount_syscall)
+                await unmount(ref, self._ladder_time(), self._mounted_check(real), syscall=self._by_syscall(nfs.vers))
         raise CsiError(StatusCode.INTERNAL, f"{target.path} is still mounted after {_MAX_STACKED} unmounts")
 
     async def _health(self, real: str) -> Health:
@@ -324,6 +324,13 @@ class NodeServicer:
                 return Health.HUNG
             raise
         return Health.OK
+
+    def _by_syscall(self, version: NfsVersion | str | None) -> bool:
+        """umount2(2) instead of umount(8) for a mount of this NFS version (issue 15; the mounter decides). A
+        version read back from a record that is not one we know counts as unknown."""
+        if isinstance(version, str):
+            version = next((known for known in NfsVersion if known.value == version), None)
+        return self._mounter.unmounts_by_syscall(version)
 
     def _ladder_time(self) -> float:
         return ladder_budget(self._timeouts.unmount, remaining(math.inf))
@@ -342,7 +349,7 @@ class NodeServicer:
     def _mounted_check(self, real: str) -> Callable[[], bool]:
         return lambda: self._mounts.table().at(real) is not None
 
-    async def _check_mounted(self, target: OpenTarget, real: str, read_only: bool, before: MountTable | None) -> None:
+    async def _check_mounted(self, target: OpenTarget, real: str, nfs: NfsMount, before: MountTable | None) -> None:
         """The mount must show at the target, read-only if asked: roll it back otherwise.
 
         The mount went onto the target's handle, so this holds unless a mount helper resolved the handle back to a
@@ -354,6 +361,7 @@ class NodeServicer:
         read-write mount needs no more (no table read), a read-only one is checked in the table for ``ro``. (A
         mount asked read-write that came out read-only is therefore not refused there: it takes rights away only.)
         """
+        read_only = nfs.read_only
         try:
             at_target = is_mount_root(target.parent_fd, target.name)
         except FileNotFoundError:
@@ -366,7 +374,8 @@ class NodeServicer:
         if entry is not None and entry.read_only == read_only:
             return
         if entry is not None:
-            await unmount(target, self._ladder_time(), self._mounted_check(real), syscall=self._unmount_syscall)
+            syscall = self._by_syscall(nfs.vers)
+            await unmount(target, self._ladder_time(), self._mounted_check(real), syscall=syscall)
         known = {(old.mount_id, old.mount_point) for old in previous.entries}
         elsewhere = [new.mount_point for new in after.entries if (new.mount_id, new.mount_point) not in known]
         elsewhere = [point for point in elsewhere if entry is None or point != entry.mount_point]
@@ -411,6 +420,7 @@ class NodeServicer:
                 self._published.forget(target.path)
                 return csi_pb2.NodeUnpublishVolumeResponse()
             with contextlib.closing(ref):
+                syscall = self._by_syscall(publication.nfs_version if publication is not None else None)
                 unmounted = False
                 removed: bool | None = None  # what rmdir right after an unmount said (None: still a mount point)
                 end = time.monotonic() + self._ladder_time()  # all stacked mounts together
@@ -418,7 +428,7 @@ class NodeServicer:
                     # After the first unmount, only when rmdir said EBUSY: another mount is stacked underneath.
                     if not self._mounted_at(ref, real, table if step == 0 else self._mounts.table()):
                         break
-                    await unmount(ref, end - time.monotonic(), self._mounted_check(real), syscall=self._unmount_syscall)
+                    await unmount(ref, end - time.monotonic(), self._mounted_check(real), syscall=syscall)
                     unmounted = True
                     removed = await in_thread_unless(inline, lambda: try_remove_target(ref))
                     if removed is not None:

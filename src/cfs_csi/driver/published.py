@@ -32,6 +32,14 @@ class Publication:
     #: A shared volume's directory quota in bytes: from the volume context at publish (the PV's ``quotaBytes``),
     #: raised by NodeExpandVolume. ``None``: no quota (dedicated volumes, and records written before quotas).
     quota_bytes: int | None = None
+    #: The NFS major version it was mounted with ("3", "4"): a v4 mount is unmounted by the system call
+    #: (:meth:`~cfs_csi.mount.mounter.Mounter.unmounts_by_syscall`). ``None``: records written before it.
+    nfs_version: str | None = None
+
+
+#: Fields left out of a record file while they are None, so that a plugin from before them still reads it.
+_OPTIONAL = ("quota_bytes", "nfs_version")
+_FIELDS = frozenset(Publication.__dataclass_fields__)
 
 
 #: What identifies one version of a record file: (inode, size, modification and change time in ns).
@@ -55,8 +63,9 @@ class PublishedVolumes:
         path = self._path(publication.target_path)
         tmp = path.with_suffix(".tmp")
         data = asdict(publication)
-        if data["quota_bytes"] is None:  # written as before quotas: a downgraded plugin still reads the record
-            del data["quota_bytes"]
+        for name in _OPTIONAL:
+            if data[name] is None:
+                del data[name]
         tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
 
@@ -100,14 +109,18 @@ class PublishedVolumes:
 
 def _parse(data: bytes) -> Publication | None:
     """A record file's publication; None for a damaged one (ignored, as if absent). A quota that is not a positive
-    integer is dropped (the record stays, without a quota), since the file is read back on every stats call."""
+    integer, or an NFS version that is not a string, is dropped (the record stays without it), since the file is
+    read back on every stats call. Fields this plugin does not know (written by a newer one) are ignored."""
     try:
-        publication = Publication(**json.loads(data))
-    except (ValueError, TypeError):
+        fields = json.loads(data)
+        publication = Publication(**{key: value for key, value in fields.items() if key in _FIELDS})
+    except (ValueError, TypeError, AttributeError):
         return None
     quota = publication.quota_bytes
     if quota is not None and (type(quota) is not int or not 0 < quota < 2**63):
-        return replace(publication, quota_bytes=None)
+        publication = replace(publication, quota_bytes=None)
+    if publication.nfs_version is not None and type(publication.nfs_version) is not str:
+        publication = replace(publication, nfs_version=None)
     return publication
 
 

@@ -210,5 +210,7 @@ def error_category(code: str) -> str:
 
 
 def command_label(argv0: str) -> str:
-    """``mount`` or ``umount`` (a full path's last part), else ``other`` (pure)."""
-    return bounded(argv0.rsplit("/", 1)[-1], frozenset({"mount", "umount"}))
+    """``mount`` or ``umount`` (a full path's last part; the NFS helper ``mount.nfs`` counts as ``mount``, since
+    the node runs it in mount's place), else ``other`` (pure)."""
+    name = argv0.rsplit("/", 1)[-1]
+    return bounded("mount" if name == "mount.nfs" else name, frozenset({"mount", "umount"}))
