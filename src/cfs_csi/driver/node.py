@@ -325,12 +325,10 @@ class NodeServicer:
             raise
         return Health.OK
 
-    def _by_syscall(self, version: NfsVersion | str | None) -> bool:
+    def _by_syscall(self, version: str | None) -> bool:
         """umount2(2) instead of umount(8) for a mount of this NFS version (issue 15; the mounter decides). A
         version read back from a record that is not one we know counts as unknown."""
-        if isinstance(version, str):
-            version = next((known for known in NfsVersion if known.value == version), None)
-        return self._mounter.unmounts_by_syscall(version)
+        return self._mounter.unmounts_by_syscall(next((known for known in NfsVersion if known == version), None))
 
     def _ladder_time(self) -> float:
         return ladder_budget(self._timeouts.unmount, remaining(math.inf))
