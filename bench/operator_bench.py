@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from shared_bench import (  # the same measurements as shared mode's bench
     audited_calls,
     cpu_s,
     rss_mb,
+    stop_group,
     wait,
 )
 
@@ -203,13 +203,7 @@ class Bench:
                 result.idle_calls_per_tcfs_pass = sum(self.audited(offset).values()) / tcfs / passes
                 result.rss_after_idle = rss_mb(process.pid)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process, 20)
             self.clean([first, *names])
         return result
 

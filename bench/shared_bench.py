@@ -101,6 +101,17 @@ def account_kubeconfig(api: Any, plane: cluster.ControlPlane, path: Path, accoun
     return path
 
 
+def stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop a process started in its own session, and all it started: SIGTERM, then SIGKILL after ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def audit_offset(plane: cluster.ControlPlane) -> int:
     return plane.audit_log.stat().st_size if plane.audit_log.exists() else 0
 
@@ -261,13 +272,7 @@ class Bench:
                 if left != [".cfs-csi-provisioner"]:
                     raise RuntimeError(f"{variant} left directories on the share: {left[:5]}")
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process, 15)
             if self.profile and (self.root / f"{name}.prof").exists():
                 shutil.copy(self.root / f"{name}.prof", self.profile / f"{variant}-{self.counter}.prof")
             self.storage.delete_storage_class(klass)
@@ -305,13 +310,7 @@ class Bench:
             time.sleep(3)
             return held, rss_mb(process.pid)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process, 20)
             with contextlib.suppress(ApiException):
                 k8s.CoordinationV1Api(self.api).delete_namespaced_lease("cfs-csi-operator", NAMESPACE)
 

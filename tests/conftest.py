@@ -129,6 +129,30 @@ def stop_gracefully(driver: Driver) -> None:
         driver.stop(signal.SIGKILL)
 
 
+def deep(root: Path, levels: int) -> None:
+    """``levels`` nested directories below ``root`` (made through handles: the path is longer than PATH_MAX)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(levels):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path | None:
+    """promtool, built once; None where it cannot be built (then only prometheus_client's parser validates)."""
+    from cfs_csi.devcluster import tools
+
+    try:
+        return tools.ensure(["promtool"])["promtool"]
+    except tools.BuildError:
+        return None
+
+
 def fake_command(directory: Path, name: str, script: str) -> Path:
     """Put an executable ``name`` in ``directory`` (prepended to PATH by the caller).
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from cfs_csi.devcluster import tools
 from cfs_csi.devcluster.cluster import ControlPlane
 from tests.e2e.conftest import Kube, Operator, pv_gone, running_operator, wait_for
 from tests.e2e.test_operator import claim
@@ -18,15 +17,6 @@ from tests.e2e.test_subdir import Share
 from tests.integration.test_metrics import Samples, free_port, scrape, value
 
 CLASS = "cfs-metrics"
-
-
-@pytest.fixture(scope="module")
-def promtool() -> Path | None:
-    """promtool, built once; None where it cannot be built (then only prometheus_client's parser validates)."""
-    try:
-        return tools.ensure(["promtool"])["promtool"]
-    except tools.BuildError:
-        return None
 
 
 @pytest.fixture

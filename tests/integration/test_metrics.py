@@ -23,7 +23,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cfs_csi.client import CsiClient, mount_capability
 from cfs_csi.csi import csi_pb2
-from cfs_csi.devcluster import tools
 from cfs_csi.metrics.record import error_category
 from tests.conftest import CLOUD_ENV, Driver, Emulator, pods_dir, start_driver, stop_gracefully, tencent_driver_flags
 
@@ -31,15 +30,6 @@ from tests.conftest import CLOUD_ENV, Driver, Emulator, pods_dir, start_driver, 
 SEED = {"vpcid": "vpc-oilua6pt", "subnetid": "subnet-rtwb42lu", "zone": "ap-guangzhou-3", "pgroupid": "pgroupbasic"}
 #: (sample name, sorted label items) -> value
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture(scope="module")
-def promtool() -> Path | None:
-    """promtool, built once; None where it cannot be built (then only prometheus_client's parser validates)."""
-    try:
-        return tools.ensure(["promtool"])["promtool"]
-    except tools.BuildError:
-        return None
 
 
 def free_port() -> int:

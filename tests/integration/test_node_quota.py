@@ -22,7 +22,7 @@ from cfs_csi.csi import csi_pb2
 from cfs_csi.mount.usage import QUOTA_ATTRIBUTE
 from cfs_csi.volume.quota import GIB
 from tests import faultyfs
-from tests.conftest import Driver, pods_dir, start_driver, stop_gracefully
+from tests.conftest import Driver, deep, pods_dir, start_driver, stop_gracefully
 
 HOST = "10.9.0.2"
 SHARE = "sharefsid"
@@ -184,18 +184,6 @@ async def test_the_expanded_quota_survives_a_restart(mount_root: Path) -> None:
 
 def run(argv: list[str]) -> None:
     subprocess.run(argv, check=True, timeout=30)
-
-
-def deep(root: Path, levels: int) -> None:
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(levels):
-            os.mkdir("d", dir_fd=fd)
-            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = child
-    finally:
-        os.close(fd)
 
 
 async def test_hostile_trees_do_not_break_the_stats_of_other_volumes(csi: CsiClient, mount_root: Path) -> None:

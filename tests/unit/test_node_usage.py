@@ -34,6 +34,7 @@ from cfs_csi.mount.usage import (
 )
 from cfs_csi.volume.capacity import CapacityError
 from cfs_csi.volume.quota import GIB
+from tests.conftest import deep
 
 FS = VolumeStats(
     total_bytes=1000 * GIB, available_bytes=600 * GIB, used_bytes=400 * GIB,
@@ -199,19 +200,6 @@ def test_walk_follows_no_symlink_and_opens_no_fifo(tmp_path: Path) -> None:
     assert usage.complete, usage.reason
     assert usage.used_inodes == 6  # the root, four symlinks and the FIFO
     assert usage.used_bytes < 1_000_000
-
-
-def deep(root: Path, levels: int) -> None:
-    """``levels`` nested directories below ``root`` (made through handles: the path is longer than PATH_MAX)."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(levels):
-            os.mkdir("d", dir_fd=fd)
-            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = child
-    finally:
-        os.close(fd)
 
 
 def undeep(root: Path) -> None:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from cfs_csi.kube.classes import WaitingClaims, class_event
 from cfs_csi.kube.informer import Informer
 from cfs_csi.kube.rest import ApiError
 from cfs_csi.metrics import record as metrics
@@ -63,7 +64,7 @@ class Operator:
         self._retries: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._busy: set[str] = set()  # Tcfs creations and finalizer removals in flight, by key
-        self._waiting: dict[str, dict[str, dict[str, Any]]] = {}  # claims whose class is not seen yet
+        self._waiting = WaitingClaims()  # claims whose class is not seen yet
         self._pending: dict[str, dict[str, dict[str, Any]]] = {}  # unbound claims by the Tcfs that serves them
         self._limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -186,12 +187,7 @@ class Operator:
     # --- StorageClasses and claims -------------------------------------------------------------------------
 
     def _class_event(self, kind: str, storage_class: dict[str, Any]) -> None:
-        name = str(storage_class["metadata"]["name"])
-        if kind == "DELETED":
-            self.context.classes.pop(name, None)
-            return
-        self.context.classes[name] = storage_class
-        for claim in list(self._waiting.pop(name, {}).values()):
+        for claim in class_event(self.context.classes, self._waiting, kind, storage_class):
             self._claim_event("MODIFIED", claim)
 
     def _claim_event(self, kind: str, claim: dict[str, Any]) -> None:
@@ -203,15 +199,11 @@ class Operator:
         if kind == "DELETED" or bound:
             for claims in self._pending.values():
                 claims.pop(uid, None)
-            waiting = self._waiting.get(class_name)
-            if waiting is not None:
-                waiting.pop(uid, None)
-                if not waiting:
-                    del self._waiting[class_name]
+            self._waiting.drop(class_name, uid)
             return
         storage_class = self.context.classes.get(class_name)
         if storage_class is None:
-            self._waiting.setdefault(class_name, {})[uid] = claim
+            self._waiting.add(class_name, uid, claim)
             return
         context = self.context
         try:

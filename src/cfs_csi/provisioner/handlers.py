@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cfs_csi.kube.classes import WaitingClaims, class_event
 from cfs_csi.kube.events import EventPoster
 from cfs_csi.kube.informer import Informer
 from cfs_csi.kube.liveness import Liveness
@@ -135,10 +136,7 @@ class Provisioner:
         self.context = context
         self.resync = resync
         self._tasks: set[asyncio.Task[None]] = set()
-        # Claims whose class this provisioner has not seen yet, by class name then claim uid. The class and the
-        # claim come on separate watches, so a claim made right after its class can arrive first (Kubernetes'
-        # storage e2e suite does exactly that); it is judged again when its class arrives, not a resync later.
-        self._waiting: dict[str, dict[str, dict[str, Any]]] = {}
+        self._waiting = WaitingClaims()  # claims whose class is not seen yet (:mod:`cfs_csi.kube.classes`)
 
     async def run(self) -> None:
         """Until cancelled: StorageClasses first (claims are judged by their class), then claims and PVs."""
@@ -176,26 +174,19 @@ class Provisioner:
         task.add_done_callback(self._tasks.discard)
 
     def _class_event(self, kind: str, storage_class: dict[str, Any]) -> None:
-        name = str(storage_class["metadata"]["name"])
-        if kind == "DELETED":
-            self.context.classes.pop(name, None)
-            return
-        self.context.classes[name] = storage_class
-        for claim in list(self._waiting.pop(name, {}).values()):
+        for claim in class_event(self.context.classes, self._waiting, kind, storage_class):
             self._claim_event("MODIFIED", claim)
 
     def _claim_event(self, kind: str, claim: dict[str, Any]) -> None:
         class_name = (claim.get("spec") or {}).get("storageClassName") or ""
         uid = str(claim["metadata"].get("uid", ""))
         if kind == "DELETED":
-            self._waiting.get(class_name, {}).pop(uid, None)
-            if not self._waiting.get(class_name, True):
-                del self._waiting[class_name]
+            self._waiting.drop(class_name, uid)
             return
         storage_class = self.context.classes.get(class_name)
         if storage_class is None:
             if class_name and (claim.get("status") or {}).get("phase") != "Bound":
-                self._waiting.setdefault(class_name, {})[uid] = claim
+                self._waiting.add(class_name, uid, claim)
             return
         if wants_us(claim, storage_class, self.context.name) is not None:
             return

@@ -50,7 +50,7 @@ from cfs_csi.cloud.ownership import (
 from cfs_csi.cloud.retry import retry
 from cfs_csi.cloud.tencent import naming
 from cfs_csi.cloud.tencent.api import ApiError, CloudApi, make_api
-from cfs_csi.cloud.tencent.clones import TencentClones
+from cfs_csi.cloud.tencent.clones import Rule, TencentClones
 from cfs_csi.cloud.tencent.credentials import SdkCredential
 from cfs_csi.cloud.tencent.errors import HINTS, NOT_FOUND_CODES, classify, is_retryable
 from cfs_csi.cloud.tencent.quotas import SIZE_LIMITED, TencentQuotas, size_limit_bytes
@@ -93,7 +93,7 @@ class TencentFileStorage:
             self._call, _cloud_error, config.cluster_id, self._budget, config.poll_interval
         )
         self._quotas = TencentQuotas(self._call, _cloud_error)
-        self._clones = TencentClones(self._snapshots, self._describe_one, self._ownership, _capacity)
+        self._clones = TencentClones(self._snapshots, self._proven, _capacity)
 
     # -- FileStorage ---------------------------------------------------------------------------------------
 
@@ -199,12 +199,7 @@ class TencentFileStorage:
     # -- snapshots -----------------------------------------------------------------------------------------
 
     async def ensure_snapshot(self, name: str, fs_id: str) -> Snapshot:
-        info = await self._describe_one(fs_id)
-        if info is None:
-            raise CloudError(ErrorKind.NOT_FOUND, f"file system {cut(fs_id)} does not exist")
-        refusal = snapshot_source_refusal(fs_id, self._ownership(info))
-        if refusal is not None:
-            raise CloudError(ErrorKind.REFUSED, refusal)
+        info = await self._proven(fs_id, snapshot_source_refusal)
         return await self._snapshots.ensure(name, fs_id, _capacity(info))
 
     async def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
@@ -248,21 +243,27 @@ class TencentFileStorage:
         await self._quotas.delete(fs_id, path)
 
     async def _quota_target(self, fs_id: str) -> None:
-        info = await self._describe_one(fs_id)
-        if info is None:
-            raise CloudError(ErrorKind.NOT_FOUND, f"file system {cut(fs_id)} does not exist")
-        refusal = quota_refusal(fs_id, self._ownership(info))
-        if refusal is not None:
-            raise CloudError(ErrorKind.REFUSED, refusal)
+        await self._proven(fs_id, quota_refusal)
 
     async def _owned(self, fs_id: str, action: str) -> dict[str, Any]:
         """The file system's description if it is a dedicated volume of ours (the deletion rule), else an error."""
+
+        def rule(fs_id: str, ownership: Ownership) -> str | None:
+            refusal = deletion_refusal(fs_id, ownership, self._config.delete_vendor_volumes)
+            return refusal and refusal.replace("is not deleted", f"is not {action}", 1)
+
+        return await self._proven(fs_id, rule)
+
+    async def _proven(self, fs_id: str, rule: Rule, what: str = "file system") -> dict[str, Any]:
+        """The file system's description once ``rule`` finds nothing to refuse in what its tags prove: every use of
+        a file system that is not ours to make goes through here. NOT_FOUND (naming it as ``what``) if it does not
+        exist, REFUSED with the rule's words otherwise."""
         info = await self._describe_one(fs_id)
         if info is None:
-            raise CloudError(ErrorKind.NOT_FOUND, f"file system {cut(fs_id)} does not exist")
-        refusal = deletion_refusal(fs_id, self._ownership(info), self._config.delete_vendor_volumes)
+            raise CloudError(ErrorKind.NOT_FOUND, f"{what} {cut(fs_id)} does not exist")
+        refusal = rule(fs_id, self._ownership(info))
         if refusal is not None:
-            raise CloudError(ErrorKind.REFUSED, refusal.replace("is not deleted", f"is not {action}", 1))
+            raise CloudError(ErrorKind.REFUSED, refusal)
         return info
 
     # -- creation ------------------------------------------------------------------------------------------

@@ -32,20 +32,18 @@ from cfs_csi.volume.names import cut
 
 log = logging.getLogger(__name__)
 
-Describe = Callable[[str], Awaitable[dict[str, Any] | None]]
+#: A rule of :mod:`cfs_csi.cloud.ownership`: None if the file system may be used so, else why not.
+Rule = Callable[[str, Ownership], str | None]
+#: The backend's look-up of one file system under a rule: its description, or NOT_FOUND (naming it as the given
+#: words) or REFUSED.
+Proven = Callable[[str, Rule, str], Awaitable[dict[str, Any]]]
 
 
 class TencentClones:
-    """``describe`` is the backend's look-up of one file system, ``judge`` its ownership, ``capacity`` its size."""
+    """``proven`` is the backend's look-up of one file system under an ownership rule, ``capacity`` its size."""
 
-    def __init__(
-        self,
-        snapshots: TencentSnapshots,
-        describe: Describe,
-        judge: Callable[[dict[str, Any]], Ownership],
-        capacity: Callable[[dict[str, Any]], int],
-    ) -> None:
-        self._snapshots, self._describe, self._judge, self._capacity = snapshots, describe, judge, capacity
+    def __init__(self, snapshots: TencentSnapshots, proven: Proven, capacity: Callable[[dict[str, Any]], int]) -> None:
+        self._snapshots, self._proven, self._capacity = snapshots, proven, capacity
 
     async def snapshot(self, spec: FileSystemSpec) -> Snapshot:
         """Step 1: the temporary snapshot of ``spec.source_volume`` for ``spec.name``, ready to restore.
@@ -54,12 +52,7 @@ class TencentClones:
         before anything is taken), PENDING while the snapshot is being taken.
         """
         source = spec.source_volume
-        info = await self._describe(source)
-        if info is None:
-            raise CloudError(ErrorKind.NOT_FOUND, f"source volume {cut(source)} does not exist")
-        refusal = clone_refusal(source, self._judge(info))
-        if refusal is not None:
-            raise CloudError(ErrorKind.REFUSED, refusal)
+        info = await self._proven(source, clone_refusal, "source volume")
         snapshot = await self._snapshots.ensure_temporary(spec.name, source, self._capacity(info))
         if not snapshot.ready:
             raise CloudError(
